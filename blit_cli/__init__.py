@@ -1,0 +1,1 @@
+"""blit's command line: a thin shell over blit_core.api."""

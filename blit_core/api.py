@@ -1,0 +1,62 @@
+"""The library's entry points: copy, mirror and move. This is the only place that chooses how
+a transfer runs (today: local to local, through the local pipeline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from blit_core.endpoints import resolve_local
+from blit_core.models import TransferReport
+from blit_core.options import TransferOptions, Verb
+from blit_core.progress import NullObserver, TransferObserver
+from blit_core.transfer.pipeline import LocalPipeline
+
+
+def transfer(
+    verb: Verb,
+    sources: Sequence[str],
+    destination: str,
+    options: TransferOptions | None = None,
+    observer: TransferObserver | None = None,
+) -> TransferReport:
+    """Run one transfer and return its merged report. Raises BlitError subclasses for
+    failures that stop the whole transfer; per-file failures are in the report."""
+    options = options or TransferOptions()
+    roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
+    if options.backup_dir and not os.path.isabs(options.backup_dir):
+        options = dataclasses.replace(
+            options, backup_dir=os.path.join(into_dir or os.path.dirname(destination),
+                                             options.backup_dir)
+        )
+    roots = [
+        root for root in roots
+        if not (options.filters and options.filters.excludes(root.prefix, root.is_dir))
+    ]
+    if (
+        into_dir is not None
+        and not options.dry_run
+        and not os.path.isdir(into_dir)
+        and any(root.dst != into_dir for root in roots)
+    ):
+        os.mkdir(into_dir)
+    return LocalPipeline(roots, verb, options, observer or NullObserver()).run()
+
+
+def copy(sources: Sequence[str], destination: str, options: TransferOptions | None = None,
+         observer: TransferObserver | None = None) -> TransferReport:
+    """Copy sources to destination; nothing at the destination is deleted."""
+    return transfer(Verb.COPY, sources, destination, options, observer)
+
+
+def mirror(sources: Sequence[str], destination: str, options: TransferOptions | None = None,
+           observer: TransferObserver | None = None) -> TransferReport:
+    """Copy, then delete destination entries absent from the source (after all commits)."""
+    return transfer(Verb.MIRROR, sources, destination, options, observer)
+
+
+def move(sources: Sequence[str], destination: str, options: TransferOptions | None = None,
+         observer: TransferObserver | None = None) -> TransferReport:
+    """Copy, deleting each source file once its copy is committed and verified."""
+    return transfer(Verb.MOVE, sources, destination, options, observer)

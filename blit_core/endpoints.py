@@ -1,0 +1,74 @@
+"""Resolving sources and a destination into transfer roots, with rsync's trailing-slash rules,
+applied once here:
+
+- `SRC/` (a directory with a trailing slash) means its contents: they land in DST.
+- `SRC` (a directory) lands as DST/SRC, DST being created as a directory if needed.
+- A single file goes to DST itself (a copy under a new name), or into DST when DST is an
+  existing directory or ends in '/'. Several sources always go into the directory DST."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from blit_core.errors import SelectionError, UsageError
+from blit_core.transfer.jobs import TransferRoot
+
+
+def resolve_local(
+    sources: list[str], destination: str, *, copy_links: bool = False
+) -> tuple[list[TransferRoot], str | None]:
+    """Map local sources onto a local destination.
+
+    Returns the roots and the directory that must exist for them (DST itself when the
+    sources go into it), or None when DST names a single file's new path."""
+    if not sources:
+        raise UsageError("nothing to transfer: give at least one SRC and a DST")
+    if not destination:
+        raise UsageError("the destination path is empty")
+    dst_is_dir = os.path.isdir(destination)
+    if not dst_is_dir and os.path.lexists(destination) and (
+        len(sources) > 1 or destination.endswith("/")
+    ):
+        raise UsageError(f"destination {destination!r} exists and is not a directory")
+    roots: list[TransferRoot] = []
+    for source in sources:
+        contents_only = source.endswith("/") or os.path.basename(source) in (".", "..")
+        st = _stat_source(source, follow=copy_links or contents_only)
+        name = os.path.basename(os.path.normpath(source))
+        if stat.S_ISDIR(st.st_mode):
+            if contents_only:
+                roots.append(TransferRoot(source.rstrip("/") or "/", destination, "", True))
+            else:
+                roots.append(TransferRoot(source, os.path.join(destination, name), name, True))
+            continue
+        if contents_only:
+            raise SelectionError(f"source {source!r} has a trailing slash but is not a directory")
+        single_file_target = len(sources) == 1 and not dst_is_dir and not destination.endswith("/")
+        target = destination if single_file_target else os.path.join(destination, name)
+        roots.append(TransferRoot(source, target, name, False))
+    needs_dir = not (len(roots) == 1 and not roots[0].is_dir and roots[0].dst == destination)
+    if needs_dir and not dst_is_dir:
+        _check_creatable(destination)
+        return roots, destination
+    if not needs_dir:
+        _check_creatable(destination)
+    return roots, destination if needs_dir else None
+
+
+def _stat_source(source: str, *, follow: bool) -> os.stat_result:
+    try:
+        return os.stat(source) if follow else os.lstat(source)
+    except FileNotFoundError:
+        raise SelectionError(f"source {source!r} does not exist") from None
+    except OSError as exc:
+        raise SelectionError(f"cannot read source {source!r}: {exc.strerror}") from None
+
+
+def _check_creatable(path: str) -> None:
+    parent = os.path.dirname(os.path.normpath(path)) or "."
+    if not os.path.isdir(parent):
+        raise SelectionError(
+            f"destination parent {parent!r} does not exist; create it first (blit creates "
+            "only the last level of DST)"
+        )

@@ -1,0 +1,34 @@
+"""In-kernel copy with os.copy_file_range: no bytes cross into Python. Fails with EXDEV across
+filesystems on some kernels, which sends the chain on to sendfile."""
+
+from __future__ import annotations
+
+import os
+
+from blit_core.fastcopy.errors import Unavailable, reraise_unless_unsupported
+
+CHUNK = 1 << 30
+
+
+def copy(src_fd: int, dst_fd: int, size: int) -> None:
+    copy_range(src_fd, dst_fd, 0, size)
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Copy [offset, offset+length) of src_fd to the same offsets of dst_fd."""
+    done = 0
+    while done < length:
+        try:
+            copied = os.copy_file_range(
+                src_fd, dst_fd, min(CHUNK, length - done), offset + done, offset + done
+            )
+        except OSError as exc:
+            if done:
+                raise
+            reraise_unless_unsupported(exc)
+        if copied == 0:
+            if done == 0 and offset == 0:
+                raise Unavailable("copy_file_range returned 0 bytes")
+            raise OSError(f"source shrank during copy (got {offset + done} of "
+                          f"{offset + length} bytes)")
+        done += copied

@@ -1,0 +1,22 @@
+"""The typed "can't" of the fast-copy chain, and the errno values that mean it."""
+
+from __future__ import annotations
+
+import errno
+
+
+class Unavailable(Exception):
+    """This mechanism cannot copy between these files; the next one in the chain should."""
+
+
+# errno values that mean "this mechanism does not work here", not "the copy failed".
+UNSUPPORTED_ERRNOS = frozenset(
+    {errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EBADF, errno.ENOTTY}
+)
+
+
+def reraise_unless_unsupported(exc: OSError) -> None:
+    """Turn an unsupported-operation OSError into Unavailable; let real failures through."""
+    if exc.errno in UNSUPPORTED_ERRNOS:
+        raise Unavailable(str(exc)) from exc
+    raise exc

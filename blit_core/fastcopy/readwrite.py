@@ -1,0 +1,31 @@
+"""The portable fallback: a large-buffer readinto/write loop. It always works."""
+
+from __future__ import annotations
+
+import os
+
+BUFFER = 1 << 20
+
+
+def copy(src_fd: int, dst_fd: int, size: int) -> None:
+    if size <= BUFFER:
+        data = os.pread(src_fd, size, 0)
+        if len(data) != size:
+            raise OSError(f"source shrank during copy (got {len(data)} of {size} bytes)")
+        _write_all(dst_fd, memoryview(data))
+        return
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        got = os.preadv(src_fd, [view[: min(BUFFER, size - done)]], done)
+        if got == 0:
+            raise OSError(f"source shrank during copy (got {done} of {size} bytes)")
+        _write_all(dst_fd, view[:got])
+        done += got
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]

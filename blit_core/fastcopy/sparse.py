@@ -1,0 +1,47 @@
+"""Sparse copy (-S): copy only the source's data segments, found with SEEK_DATA/SEEK_HOLE, and
+leave holes in the destination by sizing it with ftruncate."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from blit_core.fastcopy import copyrange
+from blit_core.fastcopy.errors import Unavailable
+
+
+def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
+    """(offset, length) of each data region of an open file, in order."""
+    segments = []
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole remains
+                break
+            raise
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        segments.append((start, end - start))
+        offset = end
+    return segments
+
+
+def copy(src_fd: int, dst_fd: int, size: int) -> None:
+    os.ftruncate(dst_fd, size)
+    for offset, length in data_segments(src_fd, size):
+        try:
+            copyrange.copy_range(src_fd, dst_fd, offset, length)
+        except Unavailable:
+            _copy_range_by_pread(src_fd, dst_fd, offset, length)
+
+
+def _copy_range_by_pread(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    chunk = 1 << 20
+    end = offset + length
+    while offset < end:
+        data = os.pread(src_fd, min(chunk, end - offset), offset)
+        if not data:
+            raise OSError("source shrank during copy")
+        os.pwrite(dst_fd, data, offset)
+        offset += len(data)

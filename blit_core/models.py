@@ -1,0 +1,188 @@
+"""Plain data records shared by the scanner, planner, sinks and reports.
+
+`FileEntry` is the compact per-entry record: one tuple per file, which is what keeps scanning a
+million-entry tree cheap. Everything here is picklable, because entries and results cross
+process boundaries in the local worker pool."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class FileEntry(NamedTuple):
+    """What the scanner saw of one directory entry (lstat, or stat with --copy-links)."""
+
+    name: str
+    mode: int
+    size: int
+    mtime_ns: int
+    atime_ns: int
+    uid: int
+    gid: int
+    nlink: int
+    ino: int
+    dev: int
+    rdev: int
+    target: str | None  # symlink target, read during the scan
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+    @property
+    def perms(self) -> int:
+        return stat.S_IMODE(self.mode)
+
+
+def entry_from_stat(name: str, st: os.stat_result, target: str | None = None) -> FileEntry:
+    """Build the compact record from a stat result."""
+    return FileEntry(
+        name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_uid, st.st_gid,
+        st.st_nlink, st.st_ino, st.st_dev, st.st_rdev, target,
+    )
+
+
+def kind_letter(mode: int) -> str:
+    """rsync's itemize file-type letter: f file, d dir, L symlink, D device, S special."""
+    if stat.S_ISREG(mode):
+        return "f"
+    if stat.S_ISDIR(mode):
+        return "d"
+    if stat.S_ISLNK(mode):
+        return "L"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "D"
+    return "S"
+
+
+class ItemEvent(NamedTuple):
+    """One line of itemized output: an 11-character rsync code and the path it applies to.
+
+    `path` is relative to the transfer root; directories end in '/'."""
+
+    code: str
+    path: str
+
+
+class FileFailure(NamedTuple):
+    """A file that could not be transferred (or deleted), and why."""
+
+    path: str
+    reason: str
+    vanished: bool = False
+
+
+@dataclass
+class TransferStats:
+    """Counters merged from every worker. Only ints and dicts, so merging is cheap."""
+
+    files_seen: int = 0
+    dirs_seen: int = 0
+    files_transferred: int = 0
+    files_created: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    attrs_updated: int = 0
+    dirs_created: int = 0
+    symlinks_created: int = 0
+    hardlinks_created: int = 0
+    specials_created: int = 0
+    specials_skipped: int = 0
+    bytes_total: int = 0
+    bytes_transferred: int = 0
+    deleted: int = 0
+    sources_removed: int = 0
+    strategy_bytes: dict[str, int] = field(default_factory=dict)
+    strategy_files: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: TransferStats) -> None:
+        """Add another worker's counters into this one."""
+        for name, value in vars(other).items():
+            if isinstance(value, dict):
+                mine = getattr(self, name)
+                for key, count in value.items():
+                    mine[key] = mine.get(key, 0) + count
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def count_strategy(self, strategy: str, num_bytes: int) -> None:
+        self.strategy_bytes[strategy] = self.strategy_bytes.get(strategy, 0) + num_bytes
+        self.strategy_files[strategy] = self.strategy_files.get(strategy, 0) + 1
+
+
+@dataclass
+class TransferReport:
+    """The one merged result of a transfer, whatever the direction."""
+
+    verb: str
+    dry_run: bool
+    stats: TransferStats
+    failures: list[FileFailure]
+    failures_omitted: int
+    warnings: list[str]
+    duration_s: float
+    deletions_skipped: int = 0
+    deletions_suppressed_reason: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """rsync's numbering: 25 max-delete, 23 partial, 24 vanished only, else 0."""
+        from blit_core.errors import EXIT_MAX_DELETE, EXIT_PARTIAL, EXIT_VANISHED
+
+        if any(not failure.vanished for failure in self.failures) or (
+            self.failures_omitted and not self.failures
+        ):
+            return EXIT_PARTIAL
+        if self.failures:
+            return EXIT_VANISHED
+        if self.deletions_skipped:
+            return EXIT_MAX_DELETE
+        return 0
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary for scripts."""
+        stats = vars(self.stats).copy()
+        return {
+            "verb": self.verb,
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_s, 6),
+            "files": {
+                "seen": stats.pop("files_seen"),
+                "transferred": stats.pop("files_transferred"),
+                "created": stats.pop("files_created"),
+                "updated": stats.pop("files_updated"),
+                "unchanged": stats.pop("files_unchanged"),
+                "skipped": stats.pop("files_skipped"),
+                "attrs_updated": stats.pop("attrs_updated"),
+            },
+            "bytes": {
+                "total": stats.pop("bytes_total"),
+                "transferred": stats.pop("bytes_transferred"),
+            },
+            "deleted": stats.pop("deleted"),
+            "deletions_skipped": self.deletions_skipped,
+            "deletions_suppressed": self.deletions_suppressed_reason,
+            "failures": [
+                {"path": f.path, "reason": f.reason, "vanished": f.vanished} for f in self.failures
+            ],
+            "failures_omitted": self.failures_omitted,
+            "warnings": self.warnings,
+            "strategies": {
+                name: {"bytes": stats["strategy_bytes"][name], "files": stats["strategy_files"][name]}
+                for name in sorted(stats["strategy_bytes"])
+            },
+            "other": {k: v for k, v in stats.items() if not k.startswith("strategy_")},
+        }

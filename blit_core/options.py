@@ -1,0 +1,78 @@
+"""Transfer options: one frozen record that every layer reads, built by the front ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from blit_core.errors import UsageError
+from blit_core.fileslist import FilesFrom
+from blit_core.filters import FilterRules
+
+
+class Verb(str, Enum):
+    COPY = "copy"
+    MIRROR = "mirror"
+    MOVE = "move"
+
+
+class CompareMode(str, Enum):
+    """How a destination file is judged up to date (rsync's quick check and its variants)."""
+
+    QUICK = "quick"  # size and mtime
+    CHECKSUM = "checksum"  # size and xxh3-128 of content
+    SIZE_ONLY = "size-only"
+    IGNORE_TIMES = "ignore-times"  # always transfer
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    compare: CompareMode = CompareMode.QUICK
+    modify_window_ns: int = 0
+    update_only_older: bool = False  # -u: skip files newer at the destination
+    ignore_existing: bool = False
+    existing_only: bool = False
+    copy_links: bool = False
+    hard_links: bool = False
+    sparse: bool = False
+    specials: bool = False
+    devices: bool = False
+    inplace: bool = False
+    fsync: bool = False
+    backup: bool = False
+    backup_suffix: str | None = None  # None: "~", or "" with a backup dir (as rsync)
+    backup_dir: str | None = None
+    max_delete: int | None = None
+    delete_excluded: bool = False
+    filters: FilterRules = field(default_factory=lambda: FilterRules.from_rules([]))
+    files_from: FilesFrom | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    dry_run: bool = False
+    jobs: int = 0  # 0 = one worker per CPU
+    want_events: bool = False  # itemize / verbose / dry-run listing
+    want_progress: bool = False
+
+    @property
+    def has_file_policies(self) -> bool:
+        """Whether any option can skip a file regardless of its content."""
+        return (
+            self.update_only_older or self.ignore_existing or self.existing_only
+            or self.min_size is not None or self.max_size is not None
+        )
+
+    @property
+    def effective_backup_suffix(self) -> str:
+        if self.backup_suffix is not None:
+            return self.backup_suffix
+        return "" if self.backup_dir else "~"
+
+    def __post_init__(self) -> None:
+        if self.ignore_existing and self.existing_only:
+            raise UsageError("--ignore-existing and --existing together would skip every file")
+        if self.max_delete is not None and self.max_delete < 0:
+            raise UsageError("--max-delete must be zero or more")
+        if self.jobs < 0:
+            raise UsageError("--jobs must be zero (auto) or more")
+        if self.inplace and self.sparse:
+            raise UsageError("--inplace and --sparse cannot be combined")

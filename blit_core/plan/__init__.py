@@ -1,0 +1,1 @@
+"""Pure planning: deciding what each source entry needs at the destination."""

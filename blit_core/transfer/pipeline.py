@@ -1,0 +1,175 @@
+"""The local transfer pipeline: roots -> per-directory jobs on a worker pool -> finishing phases.
+
+It keeps the frontier of directories still to visit (a stack, so memory follows the tree's
+depth, not its size), hands jobs to idle workers, merges their results into one report, and
+feeds the observer. Deletions, directory attributes and move cleanup run only after every
+file has been committed."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from blit_core.errors import FileIOError, TransferInterrupted
+from blit_core.models import FileFailure, TransferReport, TransferStats
+from blit_core.options import TransferOptions, Verb
+from blit_core.progress import TransferObserver
+from blit_core.transfer import finish
+from blit_core.transfer.jobs import (
+    Deletion,
+    DirAttrs,
+    DirJob,
+    HardLinkJob,
+    HardLinkMember,
+    Job,
+    JobResult,
+    Progress,
+    RootJob,
+    TransferRoot,
+)
+from blit_core.transfer.pool import InlinePool, ProcessPool
+from blit_core.transfer.worker import Worker
+
+MAX_FAILURES_KEPT = 1000
+MAX_WARNINGS_KEPT = 100
+
+
+def default_jobs() -> int:
+    """One worker per CPU this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class LocalPipeline:
+    def __init__(
+        self,
+        roots: Sequence[TransferRoot],
+        verb: Verb,
+        options: TransferOptions,
+        observer: TransferObserver,
+    ) -> None:
+        self.roots = roots
+        self.verb = verb
+        self.options = options
+        self.observer = observer
+        self.stats = TransferStats()
+        self.failures: list[FileFailure] = []
+        self.failures_omitted = 0
+        self.warnings: list[str] = []
+        self.dir_attrs: list[DirAttrs] = []
+        self.deletions: list[Deletion] = []
+        self.hardlinks: dict[tuple[int, int], list[HardLinkMember]] = {}
+        self.frontier: list[Job] = []
+        self.scan_incomplete = False
+        self.fatal: str | None = None
+        self.local = Worker(roots, options, verb, self._handle)
+
+    def run(self) -> TransferReport:
+        started = time.monotonic()
+        for index in range(len(self.roots)):
+            self.local.run(RootJob(index))
+        try:
+            self._drain()
+            if self.hardlinks and not self.fatal:
+                groups = self.hardlinks.values()
+                self.frontier.extend(HardLinkJob(members) for members in groups)
+                self.hardlinks = {}
+                self._drain()
+        except KeyboardInterrupt:
+            raise TransferInterrupted("interrupted; temp files removed") from None
+        if self.fatal:
+            raise FileIOError(self.fatal)
+        report = TransferReport(
+            verb=self.verb.value,
+            dry_run=self.options.dry_run,
+            stats=self.stats,
+            failures=self.failures,
+            failures_omitted=self.failures_omitted,
+            warnings=self.warnings,
+            duration_s=0.0,
+        )
+        self._finish(report)
+        report.failures_omitted = self.failures_omitted
+        report.duration_s = time.monotonic() - started
+        return report
+
+    # -- the dispatch loop ---------------------------------------------------------------
+
+    def _make_pool(self) -> InlinePool | ProcessPool:
+        jobs = self.options.jobs or default_jobs()
+        if jobs == 1:
+            return InlinePool(lambda emit: Worker(self.roots, self.options, self.verb, emit))
+        return ProcessPool(jobs, lambda emit: Worker(self.roots, self.options, self.verb, emit))
+
+    def _drain(self) -> None:
+        """Run every job on the frontier (and every job they spawn) to completion."""
+        if not self.frontier:
+            return
+        pool = self._make_pool()
+        try:
+            while self.frontier or pool.busy():
+                while self.frontier and pool.has_idle_worker() and not self.fatal:
+                    pool.submit(self.frontier.pop())
+                if self.fatal and not pool.busy():
+                    break
+                for message in pool.receive():
+                    self._handle(message)
+        except BaseException:
+            pool.terminate()
+            raise
+        pool.close()
+
+    def _handle(self, message: JobResult | Progress) -> None:
+        if isinstance(message, Progress):
+            self.observer.on_progress(message.num_bytes, message.files)
+            return
+        self.stats.merge(message.stats)
+        if message.stats.files_seen or message.stats.bytes_total:
+            self.observer.on_planned(message.stats.files_seen, message.stats.bytes_total)
+        for event in message.events:
+            self.observer.on_item(event)
+        for warning in message.warnings:
+            self.observer.on_warning(warning)
+            if len(self.warnings) < MAX_WARNINGS_KEPT:
+                self.warnings.append(warning)
+        self._add_failures(message.failures)
+        self.dir_attrs.extend(message.dir_attrs)
+        self.deletions.extend(message.deletions)
+        for member in message.hardlinks:
+            self.hardlinks.setdefault((member.entry.dev, member.entry.ino), []).append(member)
+        self.frontier.extend(message.copy_jobs)
+        self.frontier.extend(reversed(message.subdirs))
+        self.scan_incomplete |= message.scan_incomplete
+        if message.fatal and not self.fatal:
+            self.fatal = message.fatal
+
+    def _add_failures(self, failures: list[FileFailure]) -> None:
+        for failure in failures:
+            self.observer.on_failure(failure)
+            if len(self.failures) < MAX_FAILURES_KEPT:
+                self.failures.append(failure)
+            else:
+                self.failures_omitted += 1
+
+    # -- after every commit --------------------------------------------------------------
+
+    def _finish(self, report: TransferReport) -> None:
+        sink = self.local.sink
+        if self.deletions:
+            if self.scan_incomplete:
+                report.deletions_suppressed_reason = (
+                    "some source directories could not be read, so nothing was deleted"
+                )
+                self.observer.on_warning(report.deletions_suppressed_reason)
+            else:
+                outcome = finish.apply_deletions(
+                    self.deletions, self.roots, sink, self.options, self.observer.on_item
+                )
+                self.stats.deleted += outcome.deleted
+                report.deletions_skipped = outcome.skipped
+                self._add_failures(outcome.failures)
+        if self.options.dry_run:
+            return
+        self._add_failures(finish.apply_dir_attrs(self.dir_attrs, self.roots, sink))
+        if self.verb is Verb.MOVE:
+            finish.remove_emptied_sources(self.dir_attrs, self.roots)

@@ -1,0 +1,620 @@
+"""The per-directory worker: scan a source directory, compare it with the destination, apply
+what differs through the FsSink, and report.
+
+The same `Worker` runs in pool processes and, for small transfers and the final phases, in the
+pipeline's own process. It never decides what runs next: it returns subdirectories, surplus
+copy batches, deletions and held-back hard links to the pipeline."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Sequence
+
+from blit_core import hashing
+from blit_core.models import FileEntry, FileFailure, ItemEvent
+from blit_core.options import CompareMode, TransferOptions, Verb
+from blit_core.plan.compare import (
+    NEW_ATTRS,
+    Decision,
+    attrs_differ,
+    decide_file,
+    itemize,
+    needs_attr_update,
+)
+from blit_core.scan import list_dir, list_dir_by_name, read_entry, read_path
+from blit_core.transfer.jobs import (
+    CopyItem,
+    CopyJob,
+    Deletion,
+    DirAttrs,
+    DirJob,
+    HardLinkJob,
+    HardLinkMember,
+    Job,
+    JobResult,
+    Progress,
+    RootJob,
+    TransferRoot,
+)
+from blit_core.transfer.sink import FsSink
+
+BATCH_FILES = 512
+BATCH_BYTES = 64 << 20
+PART_RECORDS = 2048
+PROGRESS_INTERVAL_S = 0.2
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+logger = logging.getLogger(__name__)
+
+
+class FatalTransferError(Exception):
+    """An error that makes going on pointless (a full destination)."""
+
+
+class Worker:
+    """Executes jobs for one transfer. `emit` receives JobResult parts and Progress records."""
+
+    def __init__(
+        self,
+        roots: Sequence[TransferRoot],
+        options: TransferOptions,
+        verb: Verb,
+        emit: Callable[[JobResult | Progress], None],
+    ) -> None:
+        self.roots = roots
+        self.options = options
+        self.verb = verb
+        self.emit = emit
+        self.sink = FsSink(options)
+        self.filters = options.filters
+        self.files_from = options.files_from
+        self.dry_run = options.dry_run
+        self.mirror = verb is Verb.MIRROR
+        self.move = verb is Verb.MOVE
+        self.owner = self.sink.is_root
+        self.want_events = options.want_events
+        self._fast_quick_check = (
+            options.compare is CompareMode.QUICK
+            and options.modify_window_ns == 0
+            and not self.move
+            and not options.has_file_policies
+        )
+        self.result = JobResult()
+        self._progress_bytes = 0
+        self._progress_files = 0
+        self._progress_due = time.monotonic() + PROGRESS_INTERVAL_S
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def run(self, job: Job) -> None:
+        """Run one job to completion, emitting its result parts."""
+        try:
+            if isinstance(job, DirJob):
+                self._run_dir(job)
+            elif isinstance(job, CopyJob):
+                self._copy_batch(job)
+            elif isinstance(job, RootJob):
+                self._run_root(job)
+            else:
+                self._link_group(job)
+        except FatalTransferError as exc:
+            self.result.fatal = str(exc)
+        except Exception as exc:  # a bug: report it as fatal rather than lose the worker
+            logger.debug("worker failed", exc_info=True)
+            self.result.fatal = f"internal error in a worker: {exc!r} (run with --debug)"
+        self._flush_progress()
+        self.result.final = True
+        self.emit(self.result)
+        self.result = JobResult()
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def _event(self, code: str, path: str) -> None:
+        if self.want_events:
+            self.result.events.append(ItemEvent(code, path))
+            if len(self.result.events) >= PART_RECORDS:
+                self._send_part()
+
+    def _send_part(self) -> None:
+        self.emit(self.result)
+        self.result = JobResult()
+
+    def _fail(self, path: str, exc: OSError, *, source_path: str | None = None) -> None:
+        if exc.errno in NO_SPACE_ERRNOS:
+            where = exc.filename or path
+            raise FatalTransferError(f"no space left on device writing {where}") from exc
+        vanished = (
+            exc.errno == errno.ENOENT and source_path is not None and exc.filename == source_path
+        )
+        reason = "vanished during the transfer" if vanished else _describe(exc)
+        self.result.failures.append(FileFailure(path, reason, vanished))
+
+    def _count_done(self, num_bytes: int) -> None:
+        if not self.options.want_progress:
+            return
+        self._progress_bytes += num_bytes
+        self._progress_files += 1
+        now = time.monotonic()
+        if now >= self._progress_due:
+            self._flush_progress()
+            self._progress_due = now + PROGRESS_INTERVAL_S
+
+    def _flush_progress(self) -> None:
+        if self._progress_bytes or self._progress_files:
+            self.emit(Progress(self._progress_bytes, self._progress_files))
+            self._progress_bytes = self._progress_files = 0
+
+    # -- directories ---------------------------------------------------------------------
+
+    def _run_dir(self, job: DirJob) -> None:
+        root = self.roots[job.root]
+        src_dir = root.src_path(job.rel)
+        dst_dir = root.dst_path(job.rel)
+        try:
+            listing = list_dir(src_dir)
+        except OSError as exc:
+            self.result.scan_incomplete = True
+            self._fail(_dir_shown(root.display(job.rel)), exc)
+            return
+        dst_listing: dict[str, os.DirEntry] = {}
+        dst_dev = 0
+        if job.dst_exists:
+            try:
+                dst_listing = list_dir_by_name(dst_dir)
+                dst_dev = os.stat(dst_dir).st_dev
+            except OSError as exc:
+                self._fail(_dir_shown(root.display(job.rel)), exc)
+                return
+        elif not self.dry_run:
+            dst_dev = os.stat(dst_dir).st_dev
+        included: set[str] = set()
+        planner = _BatchPlanner(self, job.root, job.rel, dst_dev)
+        rel_prefix = job.rel + "/" if job.rel else ""
+        filtering = bool(self.filters) or self.files_from is not None
+        stats = self.result.stats
+        for index, dirent in enumerate(listing):
+            name = dirent.name
+            rel = rel_prefix + name
+            if filtering and self._excluded(root.display(rel), dirent):
+                continue
+            if self.mirror:
+                included.add(name)
+            dst_dirent = dst_listing.get(name)
+            try:
+                src_st = dirent.stat(follow_symlinks=False)
+                if dst_dirent is not None and self._unchanged_fast(src_st, dst_dirent):
+                    stats.files_seen += 1
+                    stats.files_unchanged += 1
+                    stats.bytes_total += src_st.st_size
+                    continue
+                entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
+            except OSError as exc:
+                included.discard(name)
+                self._fail(root.display(rel), exc, source_path=dirent.path)
+                continue
+            self._handle_entry(
+                job.root, rel, root.display(rel), entry, _stat_of(dst_dirent), planner
+            )
+            if index & 1023 == 1023 and self.result.size() >= PART_RECORDS:
+                self._send_part()
+        if self.mirror and dst_listing:
+            self._find_extraneous(job.root, job.rel, dst_listing, included)
+        planner.finish()
+
+    def _unchanged_fast(self, src_st: os.stat_result, dst_dirent: os.DirEntry) -> bool:
+        """The common case, decided without building records: under the default quick check
+        (no policy options, not a move), a regular file whose size, mtime, mode (and owner,
+        as root) all match needs nothing."""
+        if not self._fast_quick_check or not stat.S_ISREG(src_st.st_mode):
+            return False
+        if self.options.hard_links and src_st.st_nlink > 1:
+            return False
+        dst_st = dst_dirent.stat(follow_symlinks=False)
+        return (
+            dst_st.st_mtime_ns == src_st.st_mtime_ns
+            and dst_st.st_size == src_st.st_size
+            and dst_st.st_mode == src_st.st_mode
+            and (not self.owner or (dst_st.st_uid, dst_st.st_gid) == (src_st.st_uid, src_st.st_gid))
+        )
+
+    def _excluded(self, shown: str, dirent: os.DirEntry) -> bool:
+        if not self.filters and self.files_from is None:
+            return False
+        try:
+            is_dir = dirent.is_dir(follow_symlinks=self.options.copy_links)
+        except OSError:
+            is_dir = False
+        if self.files_from is not None and not self.files_from.selects(shown, is_dir):
+            return True
+        return bool(self.filters) and self.filters.excludes(shown, is_dir)
+
+    def _handle_entry(
+        self,
+        root_index: int,
+        rel: str,
+        shown: str,
+        entry: FileEntry,
+        dst_st: os.stat_result | None,
+        planner: _BatchPlanner,
+    ) -> None:
+        mode = entry.mode
+        if stat.S_ISREG(mode):
+            if self.options.hard_links and entry.nlink > 1:
+                self.result.hardlinks.append(HardLinkMember(root_index, rel, entry))
+                return
+            self._plan_file(root_index, rel, shown, entry, dst_st, planner)
+        elif stat.S_ISDIR(mode):
+            self._handle_dir(root_index, rel, shown, entry, dst_st)
+        elif stat.S_ISLNK(mode):
+            self._handle_symlink(root_index, rel, shown, entry, dst_st)
+        else:
+            self._handle_special(root_index, rel, shown, entry, dst_st)
+
+    def _handle_dir(
+        self,
+        root_index: int,
+        rel: str,
+        shown: str,
+        entry: FileEntry,
+        dst_st: os.stat_result | None,
+    ) -> None:
+        self.result.stats.dirs_seen += 1
+        exists = dst_st is not None and stat.S_ISDIR(dst_st.st_mode)
+        if not exists:
+            if self.options.existing_only:
+                return
+            self._event("cd" + NEW_ATTRS, _dir_shown(shown))
+            if not self.dry_run:
+                try:
+                    self.sink.make_dir(
+                        self.roots[root_index].dst_path(rel),
+                        dst_st.st_mode if dst_st else None,
+                        shown,
+                    )
+                except OSError as exc:
+                    self._fail(_dir_shown(shown), exc)
+                    return
+            self.result.stats.dirs_created += 1
+        else:
+            assert dst_st is not None
+            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
+            if needs_attr_update(attrs):
+                self._event(".d" + attrs, _dir_shown(shown))
+            if not self.dry_run and not self.owner and not dst_st.st_mode & stat.S_IWUSR:
+                os.chmod(self.roots[root_index].dst_path(rel), stat.S_IMODE(dst_st.st_mode) | 0o700)
+        self.result.dir_attrs.append(DirAttrs(root_index, rel, entry))
+        self.result.subdirs.append(DirJob(root_index, rel, exists))
+
+    def _handle_symlink(
+        self,
+        root_index: int,
+        rel: str,
+        shown: str,
+        entry: FileEntry,
+        dst_st: os.stat_result | None,
+    ) -> None:
+        self.result.stats.files_seen += 1
+        root = self.roots[root_index]
+        dst_path = root.dst_path(rel)
+        if self._skip_by_existence(dst_st):
+            self.result.stats.files_skipped += 1
+            return
+        if dst_st is not None and stat.S_ISLNK(dst_st.st_mode) and _readlink(dst_path) == entry.target:
+            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
+            if needs_attr_update(attrs):
+                self._event(".L" + attrs, shown)
+                if not self.dry_run:
+                    self.sink.set_attrs(dst_path, entry)
+                self.result.stats.attrs_updated += 1
+            self.result.stats.files_unchanged += 1
+            self._remove_source(root.src_path(rel), entry, shown)
+            return
+        code = "cL" + (NEW_ATTRS if dst_st is None else "c" + attrs_differ(
+            entry, dst_st, self.options, owner=self.owner)[1:])
+        self._event(code, f"{shown} -> {entry.target}")
+        if self.dry_run:
+            self.result.stats.symlinks_created += 1
+            return
+        try:
+            self.sink.commit_symlink(dst_path, entry, dst_st.st_mode if dst_st else None, shown)
+        except OSError as exc:
+            self._fail(shown, exc)
+            return
+        self.result.stats.symlinks_created += 1
+        self._remove_source(root.src_path(rel), entry, shown)
+
+    def _handle_special(
+        self,
+        root_index: int,
+        rel: str,
+        shown: str,
+        entry: FileEntry,
+        dst_st: os.stat_result | None,
+    ) -> None:
+        is_device = stat.S_ISCHR(entry.mode) or stat.S_ISBLK(entry.mode)
+        allowed = (self.options.devices if is_device else self.options.specials) and self.owner
+        if not allowed:
+            self.result.stats.specials_skipped += 1
+            self.result.warnings.append(f"skipping non-regular file {shown!r}")
+            return
+        self.result.stats.files_seen += 1
+        if self._skip_by_existence(dst_st):
+            self.result.stats.files_skipped += 1
+            return
+        if dst_st is not None and (dst_st.st_mode, dst_st.st_rdev) == (entry.mode, entry.rdev):
+            self.result.stats.files_unchanged += 1
+            return
+        self._event(("cD" if is_device else "cS") + NEW_ATTRS, shown)
+        if not self.dry_run:
+            try:
+                dst_mode = dst_st.st_mode if dst_st else None
+                self.sink.commit_special(
+                    self.roots[root_index].dst_path(rel), entry, dst_mode, shown
+                )
+            except OSError as exc:
+                self._fail(shown, exc)
+                return
+        self.result.stats.specials_created += 1
+
+    def _skip_by_existence(self, dst: os.stat_result | None) -> bool:
+        """--existing and --ignore-existing for entries that are not regular files."""
+        if dst is None:
+            return self.options.existing_only
+        return self.options.ignore_existing
+
+    def _find_extraneous(
+        self,
+        root_index: int,
+        rel_dir: str,
+        dst_listing: dict[str, os.DirEntry],
+        included: set[str],
+    ) -> None:
+        root = self.roots[root_index]
+        for name, dirent in dst_listing.items():
+            if name in included:
+                continue
+            rel = os.path.join(rel_dir, name) if rel_dir else name
+            is_dir = dirent.is_dir(follow_symlinks=False)
+            protected = not self.options.delete_excluded and (
+                (bool(self.filters) and self.filters.excludes(root.display(rel), is_dir))
+                or (self.files_from is not None
+                    and not self.files_from.selects(root.display(rel), is_dir))
+            )
+            if not protected:
+                self.result.deletions.append(Deletion(root_index, rel, is_dir))
+
+    # -- regular files -------------------------------------------------------------------
+
+    def _plan_file(
+        self,
+        root_index: int,
+        rel: str,
+        shown: str,
+        entry: FileEntry,
+        dst_st: os.stat_result | None,
+        planner: _BatchPlanner,
+    ) -> None:
+        stats = self.result.stats
+        stats.files_seen += 1
+        stats.bytes_total += entry.size
+        root = self.roots[root_index]
+        decision = decide_file(
+            entry, dst_st, self.options,
+            lambda: hashing.same_content(root.src_path(rel), root.dst_path(rel)),
+        )
+        if decision is Decision.SKIP:
+            stats.files_skipped += 1
+            return
+        if decision is Decision.UP_TO_DATE:
+            assert dst_st is not None
+            stats.files_unchanged += 1
+            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
+            if needs_attr_update(attrs):
+                self._event(".f" + attrs, shown)
+                stats.attrs_updated += 1
+                if not self.dry_run:
+                    try:
+                        self.sink.set_attrs(root.dst_path(rel), entry)
+                    except OSError as exc:
+                        self._fail(shown, exc)
+                        return
+            self._remove_source(root.src_path(rel), entry, shown)
+            return
+        if dst_st is None:
+            code = ">f" + NEW_ATTRS
+        else:
+            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
+            if self.options.compare is CompareMode.CHECKSUM and stat.S_ISREG(dst_st.st_mode):
+                attrs = "c" + attrs[1:]
+            code = ">f" + attrs
+        planner.add(CopyItem(entry, dst_st.st_mode if dst_st else None, code))
+
+    def _copy_batch(self, job: CopyJob) -> None:
+        root = self.roots[job.root]
+        stats = self.result.stats
+        for item in job.items:
+            entry = item.entry
+            rel = os.path.join(job.rel_dir, entry.name) if job.rel_dir else entry.name
+            shown = root.display(rel)
+            src_path = root.src_path(rel)
+            if not self.dry_run:
+                try:
+                    strategy = self.sink.commit_file(
+                        src_path, root.dst_path(rel), entry, item.dst_mode, shown, job.dst_dev
+                    )
+                except OSError as exc:
+                    self._fail(shown, exc, source_path=src_path)
+                    continue
+                stats.count_strategy(strategy, entry.size)
+            self._event(item.code, shown)
+            stats.files_transferred += 1
+            if item.dst_mode is None:
+                stats.files_created += 1
+            else:
+                stats.files_updated += 1
+            stats.bytes_transferred += entry.size
+            self._count_done(entry.size)
+            self._remove_source(src_path, entry, shown, dst_path=root.dst_path(rel))
+            if self.result.size() >= PART_RECORDS:
+                self._send_part()
+
+    def _run_root(self, job: RootJob) -> None:
+        """Start a root. A file root's paths ignore `rel` (see TransferRoot)."""
+        root = self.roots[job.root]
+        follow = self.options.copy_links or root.is_dir
+        try:
+            entry = read_path(root.src, root.prefix, follow_links=follow)
+        except OSError as exc:
+            self._fail(root.prefix or "./", exc, source_path=root.src)
+            return
+        dst_st = _lstat_or_none(root.dst)
+        if root.is_dir:
+            self._handle_dir(job.root, "", root.prefix, entry, dst_st)
+            return
+        parent = os.path.dirname(root.dst) or "."
+        dst_dev = 0 if self.dry_run and not os.path.isdir(parent) else os.stat(parent).st_dev
+        planner = _BatchPlanner(self, job.root, "", dst_dev)
+        self._handle_entry(job.root, "", root.prefix, entry, dst_st, planner)
+        planner.finish()
+
+    def _link_group(self, job: HardLinkJob) -> None:
+        """-H: transfer a group's first member like any file, then hard-link the others to it
+        at the destination (their own content is the same inode at the source)."""
+        leader, *followers = job.members
+        leader_root = self.roots[leader.root]
+        leader_dst = leader_root.dst_path(leader.rel)
+        rel_dir = os.path.dirname(leader.rel)
+        dst_dev = 0 if self.dry_run else os.stat(os.path.dirname(leader_dst)).st_dev
+        planner = _BatchPlanner(self, leader.root, rel_dir, dst_dev)
+        failures_before = len(self.result.failures)
+        self._plan_file(
+            leader.root, leader.rel, leader_root.display(leader.rel), leader.entry,
+            _lstat_or_none(leader_dst), planner,
+        )
+        planner.finish()
+        if len(self.result.failures) > failures_before:
+            return
+        for member in followers:
+            root = self.roots[member.root]
+            shown = root.display(member.rel)
+            dst_path = root.dst_path(member.rel)
+            dst_st = _lstat_or_none(dst_path)
+            self.result.stats.files_seen += 1
+            if dst_st is not None and not self.dry_run and os.path.samefile(dst_path, leader_dst):
+                self.result.stats.files_unchanged += 1
+                self._remove_source(root.src_path(member.rel), member.entry, shown)
+                continue
+            self._event("hf" + NEW_ATTRS, f"{shown} => {leader_root.display(leader.rel)}")
+            if not self.dry_run:
+                try:
+                    self.sink.commit_hardlink(
+                        leader_dst, dst_path, dst_st.st_mode if dst_st else None, shown
+                    )
+                except OSError as exc:
+                    self._fail(shown, exc)
+                    continue
+            self.result.stats.hardlinks_created += 1
+            self._remove_source(root.src_path(member.rel), member.entry, shown)
+
+    # -- move ----------------------------------------------------------------------------
+
+    def _remove_source(
+        self, src_path: str, entry: FileEntry, shown: str, dst_path: str | None = None
+    ) -> None:
+        """For move: delete the source file once its destination copy is committed and
+        verified (same size, or same content with -c), and the source has not changed since."""
+        if not self.move or self.dry_run:
+            return
+        try:
+            now = os.lstat(src_path)
+            if (now.st_size, now.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                self.result.warnings.append(f"not removing {shown!r}: it changed during the move")
+                return
+            if dst_path is not None and not self._verify_committed(src_path, dst_path, entry):
+                self.result.failures.append(
+                    FileFailure(shown, "destination copy does not match; source kept")
+                )
+                return
+            os.unlink(src_path)
+        except OSError as exc:
+            self._fail(shown, exc)
+            return
+        self.result.stats.sources_removed += 1
+
+    def _verify_committed(self, src_path: str, dst_path: str, entry: FileEntry) -> bool:
+        if os.lstat(dst_path).st_size != entry.size:
+            return False
+        if self.options.compare is CompareMode.CHECKSUM:
+            return hashing.same_content(src_path, dst_path)
+        return True
+
+
+class _BatchPlanner:
+    """Groups a directory's planned copies into batches. The first full batch and the last
+    partial one run in this worker; other full batches go back to the pipeline as CopyJobs, so
+    idle workers share a large directory."""
+
+    def __init__(self, worker: Worker, root: int, rel_dir: str, dst_dev: int) -> None:
+        self.worker = worker
+        self.root = root
+        self.rel_dir = rel_dir
+        self.dst_dev = dst_dev
+        self.batch: list[CopyItem] = []
+        self.batch_bytes = 0
+        self.kept: list[CopyItem] | None = None
+
+    def add(self, item: CopyItem) -> None:
+        self.batch.append(item)
+        self.batch_bytes += item.entry.size
+        if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
+            if self.kept is None:
+                self.kept = self.batch
+            else:
+                self.worker.result.copy_jobs.append(self._job(self.batch))
+                self.worker._send_part()
+            self.batch = []
+            self.batch_bytes = 0
+
+    def finish(self) -> None:
+        for items in (self.kept, self.batch):
+            if items:
+                self.worker._copy_batch(self._job(items))
+
+    def _job(self, items: list[CopyItem]) -> CopyJob:
+        return CopyJob(self.root, self.rel_dir, self.dst_dev, items)
+
+
+def _stat_of(dirent: os.DirEntry | None) -> os.stat_result | None:
+    if dirent is None:
+        return None
+    try:
+        return dirent.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _dir_shown(shown: str) -> str:
+    """How a directory is displayed: with a trailing slash, the transfer root as './'."""
+    return shown + "/" if shown else "./"
+
+
+def _lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
