@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         + ")",
     )
     local.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        metavar="N",
+        help="untimed warm-up rounds of every tool before the timed reps (default 1)",
+    )
+    local.add_argument(
         "--workloads",
         type=_workload_list,
         default=list(WORKLOADS),
@@ -147,6 +154,7 @@ def _payload(
             "workloads": cfg.workloads,
             "reps": cfg.reps,
             "default_reps": DEFAULT_REPS,
+            "warmup": cfg.warmup,
             "scale": cfg.scale,
             "verify": cfg.verify,
             "drop_caches": cfg.drop_caches,
@@ -189,6 +197,7 @@ def run_local(args: argparse.Namespace) -> int:
         verify=args.verify,
         drop_caches=args.drop_caches,
         rss_interval=args.rss_interval / 1000.0,
+        warmup=max(0, args.warmup),
     )
     json_path: Path = args.json or default_json_path()
     info = machine_info(workspace)

@@ -2,10 +2,13 @@
 
 For every workload and every repetition, each tool in turn gets its destination prepared
 (untimed), then ``sync`` is called and the tool's command is timed with
-:func:`benchmarks.rss.run_measured`. A non-zero exit code aborts the benchmark. After each
-run the destination is verified (untimed) against the source with a cheap tree summary
-(file/dir/symlink counts and total bytes; a file-mtime mismatch is recorded as a warning),
-plus a full ``diff -r`` when ``verify`` is set.
+:func:`benchmarks.rss.run_measured`. One untimed warm-up round of every tool (``warmup``)
+precedes the timed ones: on a fresh VM the first writes into tmpfs fault in new memory and
+can be several times slower, which would otherwise always penalize the first tool (blit).
+A non-zero exit code aborts the benchmark. After each run the destination is verified
+(untimed) against the source with a cheap tree summary (file/dir/symlink counts and total
+bytes; a file-mtime mismatch is recorded as a warning), plus a full ``diff -r`` when
+``verify`` is set.
 
 Fresh-copy workloads (large, small, mixed) give every tool an existing, EMPTY destination
 directory, so ``blit mirror SRC/ DST/``, ``rsync -a --delete SRC/ DST/`` and
@@ -164,6 +167,7 @@ class Config:
     verify: bool = False
     drop_caches: bool = False
     rss_interval: float = 0.015
+    warmup: int = 1  # untimed rounds of every tool before the timed ones
 
 
 @dataclass
@@ -180,16 +184,17 @@ class WorkloadResult:
 
     def complete(self) -> bool:
         """True when every tool has all its repetitions recorded."""
-        return len(self.runs) == self.reps * len(self.tools)
+        timed = [r for r in self.runs if not r["warmup"]]
+        return len(timed) == self.reps * len(self.tools)
 
     def seconds(self, tool: str) -> list[float]:
-        return [r["seconds"] for r in self.runs if r["tool"] == tool]
+        return [r["seconds"] for r in self.runs if r["tool"] == tool and not r["warmup"]]
 
     def median(self, tool: str) -> float | None:
         return median_or_none(self.seconds(tool))
 
     def peak_rss_mb(self, tool: str) -> float | None:
-        peaks = [r["peak_rss_bytes"] for r in self.runs if r["tool"] == tool]
+        peaks = [r["peak_rss_bytes"] for r in self.runs if r["tool"] == tool and not r["warmup"]]
         return mb(max(peaks)) if peaks else None
 
     def ratios(self) -> dict[str, float | None]:
@@ -300,6 +305,10 @@ class LocalBenchmark:
     def reps_for(self, workload: str) -> int:
         return self.cfg.reps if self.cfg.reps is not None else DEFAULT_REPS[workload]
 
+    def _rep_range(self, reps: int) -> range:
+        """Repetition numbers: negative ones are untimed warm-up rounds."""
+        return range(-self.cfg.warmup, reps)
+
     def _quiesce(self) -> None:
         os.sync()
         if self.cfg.drop_caches:
@@ -320,7 +329,7 @@ class LocalBenchmark:
         if res.returncode != 0:
             tail = _tail(err_path) or _tail(out_path)
             raise BenchError(
-                f"[{workload}] {tool.name} exited with {res.returncode} (rep {rep + 1}):\n"
+                f"[{workload}] {tool.name} exited with {res.returncode} ({_rep_label(rep)}):\n"
                 f"  $ {shlex.join(argv)}\n{tail}"
             )
         out_path.unlink()
@@ -334,6 +343,7 @@ class LocalBenchmark:
             {
                 "tool": tool.name,
                 "rep": rep,
+                "warmup": rep < 0,
                 "seconds": res.seconds,
                 "peak_rss_bytes": res.peak_rss_bytes,
                 "ru_maxrss_bytes": res.ru_maxrss_bytes,
@@ -344,7 +354,7 @@ class LocalBenchmark:
             }
         )
         log(
-            f"  [{result.name}] rep {rep + 1}/{result.reps} {tool.name:5s} "
+            f"  [{result.name}] {_rep_label(rep, result.reps)} {tool.name:5s} "
             f"{res.seconds:8.3f} s   peak RSS {mb(res.peak_rss_bytes):7.1f} MB "
             f"({res.peak_procs} procs)"
         )
@@ -407,7 +417,7 @@ class LocalBenchmark:
         result = self._new_result(workload, tools, self.reps_for(workload))
         result.tree = dict(self.trees.info[workload])
         dst = self.ws / "dst"
-        for rep in range(result.reps):
+        for rep in self._rep_range(result.reps):
             for tool in tools:
                 remove_tree(dst)
                 dst.mkdir()
@@ -430,7 +440,7 @@ class LocalBenchmark:
         for dst in dsts.values():
             remove_tree(dst)
             copy_tree(src, dst)
-        for rep in range(result.reps):
+        for rep in self._rep_range(result.reps):
             for tool in tools:
                 res = self._measure(workload, tool, rep, tool.argv(src, dsts[tool.name]))
                 status = self._verify(workload, result, tool, "small", dsts[tool.name])
@@ -445,7 +455,7 @@ class LocalBenchmark:
         result = self._new_result(workload, tools, self.reps_for(workload))
         result.tree = dict(self.trees.info["incremental"])
         dst = self.ws / "dst"
-        for rep in range(result.reps):
+        for rep in self._rep_range(result.reps):
             for tool in tools:
                 remove_tree(dst)
                 copy_tree(pristine, dst)  # same starting state for every run
@@ -468,7 +478,7 @@ class LocalBenchmark:
             result = self._new_result(name, [tool], reps)
             result.tree = dict(self.trees.info["rss1m"])
             cases.append((result, dst))
-        for rep in range(reps):
+        for rep in self._rep_range(reps):
             for result, dst in cases:
                 if dst == empty:
                     remove_tree(empty)
@@ -490,3 +500,9 @@ def _tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join("  | " + line for line in text.splitlines()[-lines:])
+
+
+def _rep_label(rep: int, reps: int | None = None) -> str:
+    if rep < 0:
+        return "warm-up"
+    return f"rep {rep + 1}/{reps}" if reps else f"rep {rep + 1}"

@@ -188,7 +188,7 @@ class _RuleAction(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, const: str, **kwargs) -> None:
         super().__init__(option_strings, dest, nargs=None, const=const, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
         rules = list(getattr(namespace, self.dest) or [])
         rules.append((self.const, values))
         setattr(namespace, self.dest, rules)

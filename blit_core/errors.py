@@ -17,7 +17,7 @@ class UsageError(BlitError):
 
 
 class SelectionError(BlitError):
-    """A source cannot be selected: missing, unreadable, or a file list that cannot be read (exit 3)."""
+    """A source cannot be selected: missing, unreadable, or an unreadable file list (exit 3)."""
 
     exit_code = 3
 

@@ -152,27 +152,33 @@ class TransferReport:
         return 0
 
     def to_dict(self) -> dict:
-        """A JSON-ready summary for scripts."""
-        stats = vars(self.stats).copy()
+        """A JSON-ready summary for scripts (documented in the README)."""
+        s = self.stats
         return {
             "verb": self.verb,
             "dry_run": self.dry_run,
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 6),
             "files": {
-                "seen": stats.pop("files_seen"),
-                "transferred": stats.pop("files_transferred"),
-                "created": stats.pop("files_created"),
-                "updated": stats.pop("files_updated"),
-                "unchanged": stats.pop("files_unchanged"),
-                "skipped": stats.pop("files_skipped"),
-                "attrs_updated": stats.pop("attrs_updated"),
+                "seen": s.files_seen,
+                "transferred": s.files_transferred,
+                "created": s.files_created,
+                "updated": s.files_updated,
+                "unchanged": s.files_unchanged,
+                "skipped": s.files_skipped,
+                "attrs_updated": s.attrs_updated,
             },
-            "bytes": {
-                "total": stats.pop("bytes_total"),
-                "transferred": stats.pop("bytes_transferred"),
+            "bytes": {"total": s.bytes_total, "transferred": s.bytes_transferred},
+            "entries": {
+                "dirs_seen": s.dirs_seen,
+                "dirs_created": s.dirs_created,
+                "symlinks_created": s.symlinks_created,
+                "hardlinks_created": s.hardlinks_created,
+                "specials_created": s.specials_created,
+                "specials_skipped": s.specials_skipped,
+                "sources_removed": s.sources_removed,
             },
-            "deleted": stats.pop("deleted"),
+            "deleted": s.deleted,
             "deletions_skipped": self.deletions_skipped,
             "deletions_suppressed": self.deletions_suppressed_reason,
             "failures": [
@@ -181,8 +187,7 @@ class TransferReport:
             "failures_omitted": self.failures_omitted,
             "warnings": self.warnings,
             "strategies": {
-                name: {"bytes": stats["strategy_bytes"][name], "files": stats["strategy_files"][name]}
-                for name in sorted(stats["strategy_bytes"])
+                name: {"bytes": s.strategy_bytes[name], "files": s.strategy_files[name]}
+                for name in sorted(s.strategy_bytes)
             },
-            "other": {k: v for k, v in stats.items() if not k.startswith("strategy_")},
         }

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from blit_core.errors import UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules
 
 
-class Verb(str, Enum):
+class Verb(StrEnum):
     COPY = "copy"
     MIRROR = "mirror"
     MOVE = "move"
 
 
-class CompareMode(str, Enum):
+class CompareMode(StrEnum):
     """How a destination file is judged up to date (rsync's quick check and its variants)."""
 
     QUICK = "quick"  # size and mtime

@@ -14,7 +14,7 @@ def parse_size(text: str) -> int:
     """Parse a size such as `4096`, `10K`, `1.5M` or `2GiB` into bytes."""
     match = _SIZE_RE.match(text)
     if not match:
-        raise UsageError(f"invalid size {text!r}: use a number with an optional K, M, G or T suffix")
+        raise UsageError(f"invalid size {text!r}: use a number with a K, M, G or T suffix")
     number, suffix = match.groups()
     return int(float(number) * _SUFFIXES[suffix.upper()])
 

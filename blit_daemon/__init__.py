@@ -1,1 +1,1 @@
-"""blit-daemon: the daemon that exports modules over gRPC and TCP (arrives with the daemon issue)."""
+"""blit-daemon: the daemon that exports modules over gRPC and TCP (its own issue)."""

@@ -19,7 +19,6 @@ from blit_core.transfer import finish
 from blit_core.transfer.jobs import (
     Deletion,
     DirAttrs,
-    DirJob,
     HardLinkJob,
     HardLinkMember,
     Job,

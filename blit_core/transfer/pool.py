@@ -9,6 +9,7 @@ a job only when a worker is idle."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -102,10 +103,8 @@ class ProcessPool:
     def close(self) -> None:
         """Stop idle workers and wait for them."""
         for conn in self._conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.send(None)
-            except OSError:
-                pass
         for proc in self._procs:
             proc.join()
         for conn in self._conns:

@@ -7,6 +7,7 @@ removed. Replaced or deleted entries are kept first when backups are on, as rsyn
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -240,7 +241,5 @@ class FsSink:
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -22,7 +22,6 @@ from blit_core.plan.compare import (
     Decision,
     attrs_differ,
     decide_file,
-    itemize,
     needs_attr_update,
 )
 from blit_core.scan import list_dir, list_dir_by_name, read_entry, read_path
@@ -194,7 +193,12 @@ class Worker:
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
                 included.discard(name)
-                self._fail(root.display(rel), exc, source_path=dirent.path)
+                if self.options.copy_links and exc.errno == errno.ENOENT and dirent.is_symlink():
+                    self.result.failures.append(
+                        FileFailure(root.display(rel), "symlink has no referent (-L)")
+                    )
+                else:
+                    self._fail(root.display(rel), exc, source_path=dirent.path)
                 continue
             self._handle_entry(
                 job.root, rel, root.display(rel), entry, _stat_of(dst_dirent), planner
@@ -303,7 +307,8 @@ class Worker:
         if self._skip_by_existence(dst_st):
             self.result.stats.files_skipped += 1
             return
-        if dst_st is not None and stat.S_ISLNK(dst_st.st_mode) and _readlink(dst_path) == entry.target:
+        same_link = dst_st is not None and stat.S_ISLNK(dst_st.st_mode)
+        if same_link and _readlink(dst_path) == entry.target:
             attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
             if needs_attr_update(attrs):
                 self._event(".L" + attrs, shown)

@@ -1,0 +1,92 @@
+"""Each fast-copy mechanism copies bytes exactly, reports "unavailable" where it cannot act,
+and the chain picks reflink on XFS and copy_file_range on tmpfs/ext4."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from blit_core import fastcopy
+from blit_core.fastcopy import clone, copyrange, readwrite, sendfile, sparse
+from blit_core.fastcopy.errors import Unavailable
+
+SIZES = [1, 4096, (1 << 20) + 17, 3 << 20]
+
+
+def _copy_with(strategy, tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    (tmp_path / "src").write_bytes(data)
+    src_fd = os.open(tmp_path / "src", os.O_RDONLY)
+    dst_fd = os.open(tmp_path / "dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        strategy(src_fd, dst_fd, size)
+    finally:
+        os.close(src_fd)
+        os.close(dst_fd)
+    assert (tmp_path / "dst").read_bytes() == data
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("strategy", [copyrange.copy, sendfile.copy, readwrite.copy, sparse.copy])
+def test_strategy_copies_bytes_exactly(strategy, size, tmp_path):
+    _copy_with(strategy, tmp_path, size)
+
+
+def test_clone_is_unavailable_on_tmpfs(tmpfs):
+    root = tmpfs("8M")
+    with pytest.raises(Unavailable):
+        _copy_with(clone.copy, root, 4096)
+
+
+def test_clone_copies_on_xfs_with_reflink(xfs_reflink):
+    _copy_with(clone.copy, xfs_reflink, 3 << 20)
+
+
+def test_sparse_copy_keeps_holes(tmp_path):
+    with open(tmp_path / "src", "wb") as handle:
+        handle.truncate(32 << 20)
+        handle.seek(16 << 20)
+        handle.write(b"data in the middle")
+    src_fd = os.open(tmp_path / "src", os.O_RDONLY)
+    dst_fd = os.open(tmp_path / "dst", os.O_WRONLY | os.O_CREAT)
+    try:
+        assert sparse.data_segments(src_fd, 32 << 20) != []
+        fastcopy.copy_file(src_fd, dst_fd, 32 << 20, devices=(1, 1), keep_sparse=True)
+    finally:
+        os.close(src_fd)
+        os.close(dst_fd)
+    assert (tmp_path / "dst").read_bytes() == (tmp_path / "src").read_bytes()
+    assert os.stat(tmp_path / "dst").st_blocks * 512 < 1 << 20
+
+
+def _strategies_used(run_blit, src: Path, dst: Path) -> dict:
+    result = run_blit("copy", "--json", f"{src}/", dst)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["strategies"]
+
+
+def _some_files(root: Path) -> None:
+    root.mkdir()
+    for index in range(3):
+        (root / f"f{index}").write_bytes(os.urandom(1 << 20))
+
+
+def test_blit_uses_reflink_clone_on_xfs(xfs_reflink, run_blit):
+    _some_files(xfs_reflink / "src")
+    used = _strategies_used(run_blit, xfs_reflink / "src", xfs_reflink / "dst")
+    assert used == {"clone": {"bytes": 3 << 20, "files": 3}}
+    for index in range(3):
+        assert (xfs_reflink / "dst" / f"f{index}").read_bytes() == (
+            xfs_reflink / "src" / f"f{index}").read_bytes()
+
+
+def test_blit_uses_copy_file_range_on_tmpfs_and_ext4(tmpfs, tmp_path, run_blit):
+    root = tmpfs("16M")
+    _some_files(root / "src")
+    assert set(_strategies_used(run_blit, root / "src", root / "dst")) == {"copy_file_range"}
+    _some_files(tmp_path / "src")
+    assert set(_strategies_used(run_blit, tmp_path / "src", tmp_path / "dst")) == {
+        "copy_file_range"}
