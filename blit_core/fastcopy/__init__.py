@@ -21,9 +21,11 @@ CHAIN: tuple[tuple[str, Strategy], ...] = (
     ("read_write", readwrite.copy),
 )
 
-_unavailable: dict[tuple[int, int], set[str]] = {}
+# Per (source device, destination device): the index in CHAIN of the first strategy not yet
+# known to be unavailable there.
+_first_candidate: dict[tuple[int, int], int] = {}
 
-__all__ = ["Unavailable", "copy_file", "probe_strategy"]
+__all__ = ["CHAIN", "Unavailable", "copy_file"]
 
 
 def copy_file(
@@ -35,20 +37,13 @@ def copy_file(
     if keep_sparse:
         sparse.copy(src_fd, dst_fd, size)
         return "sparse"
-    known_bad = _unavailable.setdefault(devices, set())
-    for name, strategy in CHAIN:
-        if name in known_bad:
-            continue
+    index = _first_candidate.get(devices, 0)
+    while True:
+        name, strategy = CHAIN[index]
         try:
             strategy(src_fd, dst_fd, size)
         except Unavailable:
-            known_bad.add(name)
+            index += 1  # read_write, the last, never raises Unavailable
+            _first_candidate[devices] = index
             continue
         return name
-    raise AssertionError("read_write never reports Unavailable")
-
-
-def probe_strategy(devices: tuple[int, int]) -> str:
-    """The first strategy not yet known to be unavailable for this pair of filesystems."""
-    known_bad = _unavailable.get(devices, set())
-    return next(name for name, _ in CHAIN if name not in known_bad)

@@ -11,11 +11,20 @@ CHUNK = 1 << 30
 
 
 def copy(src_fd: int, dst_fd: int, size: int) -> None:
-    copy_range(src_fd, dst_fd, 0, size)
+    try:
+        copied = os.copy_file_range(src_fd, dst_fd, min(CHUNK, size), 0, 0)
+    except OSError as exc:
+        reraise_unless_unsupported(exc)
+    if copied == size:  # the common case: one call
+        return
+    if copied == 0:
+        raise Unavailable("copy_file_range returned 0 bytes")
+    copy_range(src_fd, dst_fd, copied, size - copied)
 
 
 def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
-    """Copy [offset, offset+length) of src_fd to the same offsets of dst_fd."""
+    """Copy [offset, offset+length) of src_fd to the same offsets of dst_fd. Only a failure
+    on the very first byte of a file means "unavailable"; later ones are real errors."""
     done = 0
     while done < length:
         try:
@@ -23,12 +32,13 @@ def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
                 src_fd, dst_fd, min(CHUNK, length - done), offset + done, offset + done
             )
         except OSError as exc:
-            if done:
+            if done or offset:
                 raise
             reraise_unless_unsupported(exc)
         if copied == 0:
             if done == 0 and offset == 0:
                 raise Unavailable("copy_file_range returned 0 bytes")
-            raise OSError(f"source shrank during copy (got {offset + done} of "
-                          f"{offset + length} bytes)")
+            raise OSError(
+                f"source shrank during copy (got {offset + done} of {offset + length} bytes)"
+            )
         done += copied

@@ -6,7 +6,6 @@ record here is small and picklable."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -27,10 +26,10 @@ class TransferRoot:
     is_dir: bool
 
     def src_path(self, rel: str) -> str:
-        return os.path.join(self.src, rel) if rel and self.is_dir else self.src
+        return f"{self.src}/{rel}" if rel and self.is_dir else self.src
 
     def dst_path(self, rel: str) -> str:
-        return os.path.join(self.dst, rel) if rel and self.is_dir else self.dst
+        return f"{self.dst}/{rel}" if rel and self.is_dir else self.dst
 
     def display(self, rel: str) -> str:
         """The path relative to the transfer root, as shown and as matched by filters."""
@@ -53,12 +52,20 @@ class CopyItem(NamedTuple):
     code: str  # itemize code of the change
 
 
+class DestDir(NamedTuple):
+    """What the sink needs to know about a destination directory: its filesystem (the key of
+    the fast-copy capability cache) and whether new files inherit its group (setgid)."""
+
+    dev: int
+    setgid: bool
+
+
 class CopyJob(NamedTuple):
     """Copy a batch of planned files of one directory (a large directory is split into many)."""
 
     root: int
     rel_dir: str
-    dst_dev: int
+    dst_dir: DestDir
     items: list[CopyItem]
 
 

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from blit_core.fastcopy import copy_file
 from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
+from blit_core.transfer.jobs import DestDir
 
 TEMP_SUFFIX = ".blit-tmp"
 _MAX_NAME_BYTES = 255
 _PERM_BITS = 0o7777
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def current_umask() -> int:
@@ -36,21 +38,24 @@ class FsSink:
     def __init__(self, options: TransferOptions) -> None:
         self.options = options
         self.is_root = os.geteuid() == 0
-        self._umask = current_umask()
+        self._create_mask = 0o777 & ~current_umask()  # what os.open's mode keeps
+        self._src_flags = os.O_RDONLY if options.copy_links else os.O_RDONLY | os.O_NOFOLLOW
         self._counter = itertools.count()
         self._pid = os.getpid()
+        self._owner = (os.geteuid(), os.getegid())  # who owns the files this process creates
 
     # -- names ---------------------------------------------------------------------------
 
     def temp_path(self, dst_path: str) -> str:
         """A hidden, unique temp name beside dst_path that still fits in NAME_MAX."""
-        head, name = os.path.split(dst_path)
+        head, _, name = dst_path.rpartition("/")
         tag = f".{self._pid}.{next(self._counter)}{TEMP_SUFFIX}"
         room = _MAX_NAME_BYTES - 1 - len(tag)
-        encoded = os.fsencode(name)
-        if len(encoded) > room:
-            name = os.fsdecode(encoded[:room])
-        return os.path.join(head, f".{name}{tag}")
+        if len(name) * 4 > room:  # a character is at most 4 bytes: only long names need this
+            encoded = os.fsencode(name)
+            if len(encoded) > room:
+                name = os.fsdecode(encoded[:room])
+        return f"{head}/.{name}{tag}" if head or dst_path.startswith("/") else f".{name}{tag}"
 
     # -- regular files -------------------------------------------------------------------
 
@@ -61,73 +66,69 @@ class FsSink:
         entry: FileEntry,
         dst_mode: int | None,
         rel: str,
-        dst_dev: int,
+        dest: DestDir,
     ) -> str:
         """Copy src_path over dst_path atomically; return the fast-copy strategy used.
 
-        `dst_mode` is the st_mode of what the destination holds now, or None if nothing."""
-        flags = os.O_RDONLY if self.options.copy_links else os.O_RDONLY | os.O_NOFOLLOW
-        src_fd = os.open(src_path, flags)
+        `dst_mode` is the st_mode of what the destination holds now, or None if nothing.
+        This is the per-file hot path of every transfer, so it is written flat."""
+        src_fd = os.open(src_path, self._src_flags)
         try:
-            if dst_mode is not None and self.options.inplace and stat.S_ISREG(dst_mode):
-                return self._write_inplace(src_fd, dst_path, entry, rel, dst_dev)
-            dst_mode = self._clear_directory(dst_path, dst_mode, rel)
-            return self._write_via_temp(src_fd, dst_path, entry, dst_mode, rel, dst_dev)
+            if dst_mode is not None:
+                if self.options.inplace and stat.S_ISREG(dst_mode):
+                    return self._write_inplace(src_fd, dst_path, entry, rel, dest)
+                dst_mode = self._clear_directory(dst_path, dst_mode, rel)
+            perms = entry.mode & _PERM_BITS
+            temp = self.temp_path(dst_path)
+            out = os.open(temp, _TEMP_FLAGS, perms & 0o777)
+            try:
+                strategy = self._fill(src_fd, out, entry, dest)
+                self._finish_fd(
+                    out, entry, fchmod_needed=perms != perms & self._create_mask,
+                    chown_needed=dest.setgid or (entry.uid, entry.gid) != self._owner,
+                )
+                os.close(out)
+                out = -1
+                if dst_mode is not None and self.options.backup:
+                    self.backup(dst_path, rel)
+                os.rename(temp, dst_path)
+            except BaseException:
+                if out >= 0:
+                    os.close(out)
+                _unlink_quietly(temp)
+                raise
+            return strategy
         finally:
             os.close(src_fd)
 
-    def _write_via_temp(
-        self,
-        src_fd: int,
-        dst_path: str,
-        entry: FileEntry,
-        dst_mode: int | None,
-        rel: str,
-        dst_dev: int,
-    ) -> str:
-        perms = entry.mode & _PERM_BITS
-        temp = self.temp_path(dst_path)
-        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, perms & 0o777)
-        try:
-            strategy = self._fill(src_fd, out, entry, dst_dev)
-            self._finish_fd(out, entry, fchmod_needed=perms != (perms & 0o777 & ~self._umask))
-            os.close(out)
-            out = -1
-            if dst_mode is not None and self.options.backup:
-                self.backup(dst_path, rel)
-            os.rename(temp, dst_path)
-        except BaseException:
-            if out >= 0:
-                os.close(out)
-            _unlink_quietly(temp)
-            raise
-        return strategy
-
     def _write_inplace(
-        self, src_fd: int, dst_path: str, entry: FileEntry, rel: str, dst_dev: int
+        self, src_fd: int, dst_path: str, entry: FileEntry, rel: str, dest: DestDir
     ) -> str:
         if self.options.backup:
             self.backup(dst_path, rel)
         out = os.open(dst_path, os.O_WRONLY | os.O_NOFOLLOW)
         try:
-            strategy = self._fill(src_fd, out, entry, dst_dev)
+            strategy = self._fill(src_fd, out, entry, dest)
             os.ftruncate(out, entry.size)
-            self._finish_fd(out, entry, fchmod_needed=True)
+            self._finish_fd(out, entry, fchmod_needed=True, chown_needed=True)
         finally:
             os.close(out)
         return strategy
 
-    def _fill(self, src_fd: int, out: int, entry: FileEntry, dst_dev: int) -> str:
+    def _fill(self, src_fd: int, out: int, entry: FileEntry, dest: DestDir) -> str:
         if entry.size == 0:
             return "empty"
         return copy_file(
-            src_fd, out, entry.size, devices=(entry.dev, dst_dev),
+            src_fd, out, entry.size, devices=(entry.dev, dest.dev),
             keep_sparse=self.options.sparse,
         )
 
-    def _finish_fd(self, fd: int, entry: FileEntry, *, fchmod_needed: bool) -> None:
-        """Owner, mode and times on an open file, before it takes its final name."""
-        if self.is_root:
+    def _finish_fd(
+        self, fd: int, entry: FileEntry, *, fchmod_needed: bool, chown_needed: bool
+    ) -> None:
+        """Owner, mode and times on an open file, before it takes its final name.
+        `chown_needed` is False when a new file is already owned as the entry is."""
+        if self.is_root and chown_needed:
             os.fchown(fd, entry.uid, entry.gid)
             fchmod_needed = fchmod_needed or bool(entry.mode & (stat.S_ISUID | stat.S_ISGID))
         if fchmod_needed:

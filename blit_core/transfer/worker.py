@@ -29,6 +29,7 @@ from blit_core.transfer.jobs import (
     CopyItem,
     CopyJob,
     Deletion,
+    DestDir,
     DirAttrs,
     DirJob,
     HardLinkJob,
@@ -46,6 +47,7 @@ BATCH_BYTES = 64 << 20
 PART_RECORDS = 2048
 PROGRESS_INTERVAL_S = 0.2
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+NEW_FILE_CODE = ">f" + NEW_ATTRS
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +78,12 @@ class Worker:
         self.move = verb is Verb.MOVE
         self.owner = self.sink.is_root
         self.want_events = options.want_events
+        self._file_policies = options.has_file_policies
         self._fast_quick_check = (
             options.compare is CompareMode.QUICK
             and options.modify_window_ns == 0
             and not self.move
-            and not options.has_file_policies
+            and not self._file_policies
         )
         self.result = JobResult()
         self._progress_bytes = 0
@@ -160,18 +163,15 @@ class Worker:
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
         dst_listing: dict[str, os.DirEntry] = {}
-        dst_dev = 0
-        if job.dst_exists:
-            try:
+        try:
+            if job.dst_exists:
                 dst_listing = list_dir_by_name(dst_dir)
-                dst_dev = os.stat(dst_dir).st_dev
-            except OSError as exc:
-                self._fail(_dir_shown(root.display(job.rel)), exc)
-                return
-        elif not self.dry_run:
-            dst_dev = os.stat(dst_dir).st_dev
+            dest = self._dest_dir(dst_dir)
+        except OSError as exc:
+            self._fail(_dir_shown(root.display(job.rel)), exc)
+            return
         included: set[str] = set()
-        planner = _BatchPlanner(self, job.root, job.rel, dst_dev)
+        planner = _BatchPlanner(self, job.root, job.rel, dest)
         rel_prefix = job.rel + "/" if job.rel else ""
         filtering = bool(self.filters) or self.files_from is not None
         stats = self.result.stats
@@ -208,6 +208,16 @@ class Worker:
         if self.mirror and dst_listing:
             self._find_extraneous(job.root, job.rel, dst_listing, included)
         planner.finish()
+
+    def _dest_dir(self, path: str) -> DestDir:
+        """Facts about a destination directory; in a dry run it may not exist."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if self.dry_run:
+                return DestDir(0, False)
+            raise
+        return DestDir(st.st_dev, bool(st.st_mode & stat.S_ISGID))
 
     def _unchanged_fast(self, src_st: os.stat_result, dst_dirent: os.DirEntry) -> bool:
         """The common case, decided without building records: under the default quick check
@@ -406,6 +416,9 @@ class Worker:
         stats = self.result.stats
         stats.files_seen += 1
         stats.bytes_total += entry.size
+        if dst_st is None and not self._file_policies:  # a new file: the common case
+            planner.add(CopyItem(entry, None, NEW_FILE_CODE))
+            return
         root = self.roots[root_index]
         decision = decide_file(
             entry, dst_st, self.options,
@@ -430,7 +443,7 @@ class Worker:
             self._remove_source(root.src_path(rel), entry, shown)
             return
         if dst_st is None:
-            code = ">f" + NEW_ATTRS
+            code = NEW_FILE_CODE
         else:
             attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
             if self.options.compare is CompareMode.CHECKSUM and stat.S_ISREG(dst_st.st_mode):
@@ -441,15 +454,17 @@ class Worker:
     def _copy_batch(self, job: CopyJob) -> None:
         root = self.roots[job.root]
         stats = self.result.stats
-        for item in job.items:
+        rel_prefix = job.rel_dir + "/" if job.rel_dir else ""
+        for count, item in enumerate(job.items, 1):
             entry = item.entry
-            rel = os.path.join(job.rel_dir, entry.name) if job.rel_dir else entry.name
+            rel = rel_prefix + entry.name
             shown = root.display(rel)
             src_path = root.src_path(rel)
+            dst_path = root.dst_path(rel)
             if not self.dry_run:
                 try:
                     strategy = self.sink.commit_file(
-                        src_path, root.dst_path(rel), entry, item.dst_mode, shown, job.dst_dev
+                        src_path, dst_path, entry, item.dst_mode, shown, job.dst_dir
                     )
                 except OSError as exc:
                     self._fail(shown, exc, source_path=src_path)
@@ -463,8 +478,9 @@ class Worker:
                 stats.files_updated += 1
             stats.bytes_transferred += entry.size
             self._count_done(entry.size)
-            self._remove_source(src_path, entry, shown, dst_path=root.dst_path(rel))
-            if self.result.size() >= PART_RECORDS:
+            if self.move:
+                self._remove_source(src_path, entry, shown, dst_path=dst_path)
+            if count % 256 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
 
     def _run_root(self, job: RootJob) -> None:
@@ -480,9 +496,8 @@ class Worker:
         if root.is_dir:
             self._handle_dir(job.root, "", root.prefix, entry, dst_st)
             return
-        parent = os.path.dirname(root.dst) or "."
-        dst_dev = 0 if self.dry_run and not os.path.isdir(parent) else os.stat(parent).st_dev
-        planner = _BatchPlanner(self, job.root, "", dst_dev)
+        dest = self._dest_dir(os.path.dirname(root.dst) or ".")
+        planner = _BatchPlanner(self, job.root, "", dest)
         self._handle_entry(job.root, "", root.prefix, entry, dst_st, planner)
         planner.finish()
 
@@ -493,8 +508,8 @@ class Worker:
         leader_root = self.roots[leader.root]
         leader_dst = leader_root.dst_path(leader.rel)
         rel_dir = os.path.dirname(leader.rel)
-        dst_dev = 0 if self.dry_run else os.stat(os.path.dirname(leader_dst)).st_dev
-        planner = _BatchPlanner(self, leader.root, rel_dir, dst_dev)
+        dest = self._dest_dir(os.path.dirname(leader_dst))
+        planner = _BatchPlanner(self, leader.root, rel_dir, dest)
         failures_before = len(self.result.failures)
         self._plan_file(
             leader.root, leader.rel, leader_root.display(leader.rel), leader.entry,
@@ -563,11 +578,11 @@ class _BatchPlanner:
     partial one run in this worker; other full batches go back to the pipeline as CopyJobs, so
     idle workers share a large directory."""
 
-    def __init__(self, worker: Worker, root: int, rel_dir: str, dst_dev: int) -> None:
+    def __init__(self, worker: Worker, root: int, rel_dir: str, dest: DestDir) -> None:
         self.worker = worker
         self.root = root
         self.rel_dir = rel_dir
-        self.dst_dev = dst_dev
+        self.dest = dest
         self.batch: list[CopyItem] = []
         self.batch_bytes = 0
         self.kept: list[CopyItem] | None = None
@@ -590,7 +605,7 @@ class _BatchPlanner:
                 self.worker._copy_batch(self._job(items))
 
     def _job(self, items: list[CopyItem]) -> CopyJob:
-        return CopyJob(self.root, self.rel_dir, self.dst_dev, items)
+        return CopyJob(self.root, self.rel_dir, self.dest, items)
 
 
 def _stat_of(dirent: os.DirEntry | None) -> os.stat_result | None:
