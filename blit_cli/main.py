@@ -129,7 +129,7 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     out.add_argument("-n", "--dry-run", action="store_true",
                      help="show what would happen; change nothing")
     out.add_argument("-v", "--verbose", action="count", default=0,
-                     help="list changed names; -vv also reports copy strategies")
+                     help="list changed names, then the bytes each copy strategy moved")
     out.add_argument("-i", "--itemize-changes", action="store_true",
                      help="list changes with rsync's 11-character codes")
     out.add_argument("-q", "--quiet", action="store_true", help="print no warnings")
@@ -224,7 +224,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     )
     with console:
         report = api.transfer(verb, sources, destination, options, console)
-    console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 2)
+    console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 
 

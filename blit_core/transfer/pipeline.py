@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from blit_core.errors import FileIOError, TransferInterrupted
 from blit_core.models import FileFailure, TransferReport, TransferStats
@@ -19,6 +19,7 @@ from blit_core.transfer import finish
 from blit_core.transfer.jobs import (
     Deletion,
     DirAttrs,
+    DirJob,
     HardLinkJob,
     HardLinkMember,
     Job,
@@ -32,6 +33,7 @@ from blit_core.transfer.worker import Worker
 
 MAX_FAILURES_KEPT = 1000
 MAX_WARNINGS_KEPT = 100
+MAX_DIRS_PER_MESSAGE = 16
 
 
 def default_jobs() -> int:
@@ -65,8 +67,7 @@ class LocalPipeline:
 
     def run(self) -> TransferReport:
         started = time.monotonic()
-        for index in range(len(self.roots)):
-            self.local.run(RootJob(index))
+        self.local.run([RootJob(index) for index in range(len(self.roots))])
         try:
             self._drain()
             if self.hardlinks and not self.fatal:
@@ -96,9 +97,12 @@ class LocalPipeline:
 
     def _make_pool(self) -> InlinePool | ProcessPool:
         jobs = self.options.jobs or default_jobs()
+        def make_worker(emit: Callable[[JobResult | Progress], None]) -> Worker:
+            return Worker(self.roots, self.options, self.verb, emit)
+
         if jobs == 1:
-            return InlinePool(lambda emit: Worker(self.roots, self.options, self.verb, emit))
-        return ProcessPool(jobs, lambda emit: Worker(self.roots, self.options, self.verb, emit))
+            return InlinePool(make_worker)
+        return ProcessPool(jobs, make_worker)
 
     def _drain(self) -> None:
         """Run every job on the frontier (and every job they spawn) to completion."""
@@ -108,7 +112,7 @@ class LocalPipeline:
         try:
             while self.frontier or pool.busy():
                 while self.frontier and pool.has_idle_worker() and not self.fatal:
-                    pool.submit(self.frontier.pop())
+                    pool.submit(self._next_jobs(pool.size))
                 if self.fatal and not pool.busy():
                     break
                 for message in pool.receive():
@@ -117,6 +121,15 @@ class LocalPipeline:
             pool.terminate()
             raise
         pool.close()
+
+    def _next_jobs(self, workers: int) -> list[Job]:
+        """The next piece of work: one job, or several directories at once while the frontier
+        is long enough that batching them leaves the other workers plenty to take."""
+        jobs = [self.frontier.pop()]
+        limit = min(MAX_DIRS_PER_MESSAGE, len(self.frontier) // (4 * workers))
+        while len(jobs) <= limit and isinstance(self.frontier[-1], DirJob):
+            jobs.append(self.frontier.pop())
+        return jobs
 
     def _handle(self, message: JobResult | Progress) -> None:
         if isinstance(message, Progress):

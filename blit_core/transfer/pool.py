@@ -5,7 +5,8 @@ processes. Workers are forked once per transfer (before any thread exists) and i
 roots and options; only jobs and results cross their pipes. A worker holds at most one job, so
 the pipeline only ever writes to a worker that is waiting to read, and cannot deadlock against
 one that is writing results. The pipeline's own loop provides the back-pressure: it hands out
-a job only when a worker is idle."""
+work only when a worker is idle. Work goes out as a list of jobs, so that many small
+directories cost one round trip."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ Message = JobResult | Progress
 class InlinePool:
     """Runs each job at once in this process: for tiny transfers and -j 1."""
 
+    size = 1
+
     def __init__(self, make_worker: WorkerFactory) -> None:
         self._messages: list[Message] = []
         self._worker = make_worker(self._messages.append)
@@ -40,9 +43,9 @@ class InlinePool:
     def busy(self) -> bool:
         return self._busy or bool(self._messages)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, jobs: list[Job]) -> None:
         self._busy = True
-        self._worker.run(job)
+        self._worker.run(jobs)
 
     def receive(self) -> Iterator[Message]:
         messages, self._messages = self._messages, []
@@ -60,6 +63,7 @@ class ProcessPool:
     """N forked workers, each fed one job at a time over its own pipe."""
 
     def __init__(self, size: int, make_worker: WorkerFactory) -> None:
+        self.size = size
         context = multiprocessing.get_context("fork")
         self._conns: list[Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
@@ -79,9 +83,9 @@ class ProcessPool:
     def busy(self) -> bool:
         return len(self._idle) < len(self._conns)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, jobs: list[Job]) -> None:
         conn = self._idle.pop()
-        conn.send(job)
+        conn.send(jobs)
 
     def receive(self) -> Iterator[Message]:
         """Wait until some worker reports, and yield everything that is ready."""
@@ -128,12 +132,12 @@ def _serve(conn: Connection, make_worker: WorkerFactory) -> None:
     worker = make_worker(conn.send)
     while True:
         try:
-            job = conn.recv()
+            jobs = conn.recv()
         except EOFError:
             return
-        if job is None:
+        if jobs is None:
             return
-        worker.run(job)
+        worker.run(jobs)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

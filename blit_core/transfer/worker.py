@@ -92,17 +92,18 @@ class Worker:
 
     # -- entry point ---------------------------------------------------------------------
 
-    def run(self, job: Job) -> None:
-        """Run one job to completion, emitting its result parts."""
+    def run(self, jobs: Sequence[Job]) -> None:
+        """Run jobs to completion, emitting their result parts; the last part is final."""
         try:
-            if isinstance(job, DirJob):
-                self._run_dir(job)
-            elif isinstance(job, CopyJob):
-                self._copy_batch(job)
-            elif isinstance(job, RootJob):
-                self._run_root(job)
-            else:
-                self._link_group(job)
+            for job in jobs:
+                if isinstance(job, DirJob):
+                    self._run_dir(job)
+                elif isinstance(job, CopyJob):
+                    self._copy_batch(job)
+                elif isinstance(job, RootJob):
+                    self._run_root(job)
+                else:
+                    self._link_group(job)
         except FatalTransferError as exc:
             self.result.fatal = str(exc)
         except Exception as exc:  # a bug: report it as fatal rather than lose the worker
@@ -174,7 +175,8 @@ class Worker:
         planner = _BatchPlanner(self, job.root, job.rel, dest)
         rel_prefix = job.rel + "/" if job.rel else ""
         filtering = bool(self.filters) or self.files_from is not None
-        stats = self.result.stats
+        fast_check = self._fast_quick_check
+        unchanged = unchanged_bytes = 0
         for index, dirent in enumerate(listing):
             name = dirent.name
             rel = rel_prefix + name
@@ -185,10 +187,9 @@ class Worker:
             dst_dirent = dst_listing.get(name)
             try:
                 src_st = dirent.stat(follow_symlinks=False)
-                if dst_dirent is not None and self._unchanged_fast(src_st, dst_dirent):
-                    stats.files_seen += 1
-                    stats.files_unchanged += 1
-                    stats.bytes_total += src_st.st_size
+                if fast_check and dst_dirent and self._unchanged_fast(src_st, dst_dirent):
+                    unchanged += 1
+                    unchanged_bytes += src_st.st_size
                     continue
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
@@ -205,6 +206,10 @@ class Worker:
             )
             if index & 1023 == 1023 and self.result.size() >= PART_RECORDS:
                 self._send_part()
+        stats = self.result.stats
+        stats.files_seen += unchanged
+        stats.files_unchanged += unchanged
+        stats.bytes_total += unchanged_bytes
         if self.mirror and dst_listing:
             self._find_extraneous(job.root, job.rel, dst_listing, included)
         planner.finish()
@@ -222,16 +227,14 @@ class Worker:
     def _unchanged_fast(self, src_st: os.stat_result, dst_dirent: os.DirEntry) -> bool:
         """The common case, decided without building records: under the default quick check
         (no policy options, not a move), a regular file whose size, mtime, mode (and owner,
-        as root) all match needs nothing."""
-        if not self._fast_quick_check or not stat.S_ISREG(src_st.st_mode):
-            return False
-        if self.options.hard_links and src_st.st_nlink > 1:
-            return False
+        as root) all match needs nothing. The mode comparison includes the file type."""
         dst_st = dst_dirent.stat(follow_symlinks=False)
         return (
             dst_st.st_mtime_ns == src_st.st_mtime_ns
             and dst_st.st_size == src_st.st_size
             and dst_st.st_mode == src_st.st_mode
+            and stat.S_ISREG(src_st.st_mode)
+            and (src_st.st_nlink == 1 or not self.options.hard_links)
             and (not self.owner or (dst_st.st_uid, dst_st.st_gid) == (src_st.st_uid, src_st.st_gid))
         )
 

@@ -12,6 +12,7 @@ import pytest
 from blit_core import fastcopy
 from blit_core.fastcopy import clone, copyrange, readwrite, sendfile, sparse
 from blit_core.fastcopy.errors import Unavailable
+from blit_core.units import format_size
 
 SIZES = [1, 4096, (1 << 20) + 17, 3 << 20]
 
@@ -90,3 +91,11 @@ def test_blit_uses_copy_file_range_on_tmpfs_and_ext4(tmpfs, tmp_path, run_blit):
     _some_files(tmp_path / "src")
     assert set(_strategies_used(run_blit, tmp_path / "src", tmp_path / "dst")) == {
         "copy_file_range"}
+
+
+def test_verbose_reports_strategy_bytes(tmpfs, run_blit):
+    root = tmpfs("16M")
+    _some_files(root / "src")
+    result = run_blit("copy", "-v", f"{root / 'src'}/", root / "dst")
+    assert result.returncode == 0, result.stderr
+    assert f"strategy copy_file_range: 3 files, {format_size(3 << 20)}" in result.stdout
