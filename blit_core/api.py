@@ -25,10 +25,10 @@ def transfer(
     failures that stop the whole transfer; per-file failures are in the report."""
     options = options or TransferOptions()
     roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
-    if options.backup_dir and not os.path.isabs(options.backup_dir):
+    if options.backup_dir:  # relative to DST, as in rsync; normalised for comparisons
+        base = into_dir or os.path.dirname(destination) or "."
         options = dataclasses.replace(
-            options, backup_dir=os.path.join(into_dir or os.path.dirname(destination),
-                                             options.backup_dir)
+            options, backup_dir=os.path.normpath(os.path.join(base, options.backup_dir))
         )
     roots = [
         root for root in roots

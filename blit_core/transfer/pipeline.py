@@ -1,14 +1,16 @@
 """The local transfer pipeline: roots -> per-directory jobs on a worker pool -> finishing phases.
 
 It keeps the frontier of directories still to visit (a stack, so memory follows the tree's
-depth, not its size), hands jobs to idle workers, merges their results into one report, and
-feeds the observer. Deletions, directory attributes and move cleanup run only after every
-file has been committed."""
+depth, not its size) and a queue of copy batches split off large directories (served first and
+in order, since they hold records in memory), hands jobs to idle workers, merges their
+results into one report, and feeds the observer. Deletions, directory attributes and move
+cleanup run only after every file has been committed."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from blit_core.errors import FileIOError, TransferInterrupted
@@ -17,6 +19,7 @@ from blit_core.options import TransferOptions, Verb
 from blit_core.progress import TransferObserver
 from blit_core.transfer import finish
 from blit_core.transfer.jobs import (
+    CopyJob,
     Deletion,
     DirAttrs,
     DirJob,
@@ -60,7 +63,8 @@ class LocalPipeline:
         self.dir_attrs: list[DirAttrs] = []
         self.deletions: list[Deletion] = []
         self.hardlinks: dict[tuple[int, int], list[HardLinkMember]] = {}
-        self.frontier: list[Job] = []
+        self.frontier: list[DirJob | HardLinkJob] = []
+        self.copy_queue: deque[CopyJob] = deque()
         self.scan_incomplete = False
         self.fatal: str | None = None
         self.local = Worker(roots, options, verb, self._handle)
@@ -106,12 +110,12 @@ class LocalPipeline:
 
     def _drain(self) -> None:
         """Run every job on the frontier (and every job they spawn) to completion."""
-        if not self.frontier:
+        if not self._has_work():
             return
         pool = self._make_pool()
         try:
-            while self.frontier or pool.busy():
-                while self.frontier and pool.has_idle_worker() and not self.fatal:
+            while self._has_work() or pool.busy():
+                while self._has_work() and pool.has_idle_worker() and not self.fatal:
                     pool.submit(self._next_jobs(pool.size))
                 if self.fatal and not pool.busy():
                     break
@@ -122,10 +126,15 @@ class LocalPipeline:
             raise
         pool.close()
 
+    def _has_work(self) -> bool:
+        return bool(self.frontier or self.copy_queue)
+
     def _next_jobs(self, workers: int) -> list[Job]:
-        """The next piece of work: one job, or several directories at once while the frontier
-        is long enough that batching them leaves the other workers plenty to take."""
-        jobs = [self.frontier.pop()]
+        """The next piece of work: a copy batch, or one or more directories (several at once
+        while the frontier is long enough that batching leaves the other workers plenty)."""
+        if self.copy_queue:
+            return [self.copy_queue.popleft()]
+        jobs: list[Job] = [self.frontier.pop()]
         limit = min(MAX_DIRS_PER_MESSAGE, len(self.frontier) // (4 * workers))
         while len(jobs) <= limit and isinstance(self.frontier[-1], DirJob):
             jobs.append(self.frontier.pop())
@@ -149,7 +158,7 @@ class LocalPipeline:
         self.deletions.extend(message.deletions)
         for member in message.hardlinks:
             self.hardlinks.setdefault((member.entry.dev, member.entry.ino), []).append(member)
-        self.frontier.extend(message.copy_jobs)
+        self.copy_queue.extend(message.copy_jobs)
         self.frontier.extend(reversed(message.subdirs))
         self.scan_incomplete |= message.scan_incomplete
         if message.fatal and not self.fatal:

@@ -34,8 +34,11 @@ class InlinePool:
 
     def __init__(self, make_worker: WorkerFactory) -> None:
         self._messages: list[Message] = []
-        self._worker = make_worker(self._messages.append)
+        self._worker = make_worker(self._collect)
         self._busy = False
+
+    def _collect(self, message: Message) -> None:
+        self._messages.append(message)
 
     def has_idle_worker(self) -> bool:
         return not self._busy

@@ -397,6 +397,8 @@ class Worker:
                 continue
             rel = os.path.join(rel_dir, name) if rel_dir else name
             is_dir = dirent.is_dir(follow_symlinks=False)
+            if self.options.backup_dir and dirent.path == self.options.backup_dir:
+                continue  # the backups of this very transfer
             protected = not self.options.delete_excluded and (
                 (bool(self.filters) and self.filters.excludes(root.display(rel), is_dir))
                 or (self.files_from is not None

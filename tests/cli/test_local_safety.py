@@ -143,3 +143,40 @@ def test_mirror_deletes_nothing_when_a_source_directory_is_unreadable(small_tree
     assert result.returncode == 23, result.stderr
     assert "nothing was deleted" in result.stderr
     assert (dst / "extraneous").read_bytes() == b"must survive"
+
+
+def test_vanished_source_files_exit_24_and_the_rest_lands(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_files(src, count=20_000, size=1024, per_dir=20_000)
+    names = sorted(p.name for p in (src / "d0000").iterdir())
+    doomed = names[-200:]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blit_cli", "copy", "-j", "1", f"{src}/", dst],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # The directory is listed and stat'ed before its first file lands; files are then copied
+    # in name order, so the last ones can be removed after listing and before copying.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any((dst / "d0000").glob("f*")):
+        time.sleep(0.002)
+    for name in doomed:
+        (src / "d0000" / name).unlink()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 24, stderr
+    assert "vanished" in stderr
+    landed = {p.name for p in (dst / "d0000").iterdir()}
+    assert landed == set(names) - set(doomed)
+    assert find_temp_files(dst) == []
+
+
+def test_a_failed_replacement_leaves_the_old_file_intact(tmpfs, tmp_path, run_blit):
+    small = tmpfs("2M")
+    (small / "big").write_bytes(b"old version")
+    os.utime(small / "big", ns=(1, 1))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(3 << 20))
+    result = run_blit("copy", f"{src}/", f"{small}/")
+    assert result.returncode == 11, result.stderr
+    assert (small / "big").read_bytes() == b"old version"
+    assert find_temp_files(small) == []

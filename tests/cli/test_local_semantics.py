@@ -523,3 +523,57 @@ def test_library_does_not_print(tmp_path):
                             check=True)
     assert result.stdout == "" and result.stderr == ""
     assert (tmp_path / "dst" / "f").read_bytes() == b"x"
+
+
+def test_mirror_keeps_a_backup_dir_inside_the_destination(tmp_path, run_blit):
+    write(tmp_path / "src" / "f", b"new", T0 + 1)
+    write(tmp_path / "dst" / "f", b"old", T0)
+    ok(run_blit("mirror", "--backup-dir", "old-versions", f"{tmp_path / 'src'}/",
+                tmp_path / "dst"))
+    assert (tmp_path / "dst" / "old-versions" / "f").read_bytes() == b"old"
+    ok(run_blit("mirror", "--backup-dir", "old-versions", f"{tmp_path / 'src'}/",
+                tmp_path / "dst"))
+    assert (tmp_path / "dst" / "old-versions" / "f").read_bytes() == b"old"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="keeping owners needs root")
+def test_owner_and_group_are_kept_as_root(tmp_path, run_blit):
+    write(tmp_path / "src" / "owned", b"x")
+    (tmp_path / "src" / "dir").mkdir()
+    os.symlink("owned", tmp_path / "src" / "link")
+    for name in ("owned", "dir", "link"):
+        os.lchown(tmp_path / "src" / name, 1234, 5678)
+    ok(run_blit("copy", f"{tmp_path / 'src'}/", tmp_path / "dst"))
+    for name in ("owned", "dir", "link"):
+        st = os.lstat(tmp_path / "dst" / name)
+        assert (st.st_uid, st.st_gid) == (1234, 5678), name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating device files needs root")
+def test_devices_are_copied_only_with_devices(tmp_path, run_blit):
+    (tmp_path / "src").mkdir()
+    os.mknod(tmp_path / "src" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    result = ok(run_blit("copy", f"{tmp_path / 'src'}/", tmp_path / "plain"))
+    assert "skipping non-regular file" in result.stderr
+    assert not (tmp_path / "plain" / "null").exists()
+    ok(run_blit("copy", "--devices", f"{tmp_path / 'src'}/", tmp_path / "dev"))
+    st = os.lstat(tmp_path / "dev" / "null")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_every_entry_lands_whatever_the_worker_count(tmp_path, run_blit, jobs):
+    """Large directories are split into copy batches shared between workers; the inline
+    pool (-j 1) and process pools must land exactly the same tree."""
+    src = tmp_path / "src"
+    for index in range(1500):
+        write(src / "big" / f"f{index:05d}", index.to_bytes(4, "big") * 10, T0 + index)
+    for index in range(40):
+        write(src / f"d{index}" / "sub" / "leaf", b"leaf", T0)
+    os.utime(src / "big", ns=(T0, T0))
+    report = report_of(ok(run_blit("mirror", "-j", jobs, "--json", f"{src}/",
+                                   tmp_path / "dst")))
+    assert report["files"]["transferred"] == 1540
+    assert_same_tree(src, tmp_path / "dst")
+    again = report_of(ok(run_blit("mirror", "-j", jobs, "--json", f"{src}/", tmp_path / "dst")))
+    assert again["files"]["unchanged"] == 1540
