@@ -47,13 +47,31 @@ def resolve_local(
         single_file_target = len(sources) == 1 and not dst_is_dir and not destination.endswith("/")
         target = destination if single_file_target else os.path.join(destination, name)
         roots.append(TransferRoot(source, target, name, False))
+    for root in roots:
+        _check_not_overlapping(root)
     needs_dir = not (len(roots) == 1 and not roots[0].is_dir and roots[0].dst == destination)
+    if needs_dir and os.path.lexists(destination) and not dst_is_dir:
+        raise UsageError(f"destination {destination!r} exists and is not a directory")
     if needs_dir and not dst_is_dir:
         _check_creatable(destination)
         return roots, destination
     if not needs_dir:
         _check_creatable(destination)
     return roots, destination if needs_dir else None
+
+
+def _check_not_overlapping(root: TransferRoot) -> None:
+    """Refuse a destination that is its own source (a move would delete what it keeps) or
+    lies inside a source directory (the copy would copy itself)."""
+    src = os.path.realpath(root.src)
+    dst = os.path.realpath(root.dst)
+    if src == dst:
+        raise UsageError(f"source {root.src!r} and destination {root.dst!r} are the same")
+    if root.is_dir and os.path.commonpath([src, dst]) == src:
+        raise UsageError(
+            f"destination {root.dst!r} is inside the source {root.src!r}; choose a destination "
+            "outside it"
+        )
 
 
 def _stat_source(source: str, *, follow: bool) -> os.stat_result:

@@ -245,6 +245,11 @@ class Worker:
             is_dir = dirent.is_dir(follow_symlinks=self.options.copy_links)
         except OSError:
             is_dir = False
+        return self._deselected(shown, is_dir)
+
+    def _deselected(self, shown: str, is_dir: bool) -> bool:
+        """Left out by --files-from or by the filter rules (which also protects it from
+        mirror's deletions unless --delete-excluded)."""
         if self.files_from is not None and not self.files_from.selects(shown, is_dir):
             return True
         return bool(self.filters) and self.filters.excludes(shown, is_dir)
@@ -397,12 +402,10 @@ class Worker:
                 continue
             rel = os.path.join(rel_dir, name) if rel_dir else name
             is_dir = dirent.is_dir(follow_symlinks=False)
-            if self.options.backup_dir and dirent.path == self.options.backup_dir:
+            if self.options.backup_dir and os.path.normpath(dirent.path) == self.options.backup_dir:
                 continue  # the backups of this very transfer
-            protected = not self.options.delete_excluded and (
-                (bool(self.filters) and self.filters.excludes(root.display(rel), is_dir))
-                or (self.files_from is not None
-                    and not self.files_from.selects(root.display(rel), is_dir))
+            protected = not self.options.delete_excluded and self._deselected(
+                root.display(rel), is_dir
             )
             if not protected:
                 self.result.deletions.append(Deletion(root_index, rel, is_dir))

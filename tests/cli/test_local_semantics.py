@@ -577,3 +577,20 @@ def test_every_entry_lands_whatever_the_worker_count(tmp_path, run_blit, jobs):
     assert_same_tree(src, tmp_path / "dst")
     again = report_of(ok(run_blit("mirror", "-j", jobs, "--json", f"{src}/", tmp_path / "dst")))
     assert again["files"]["unchanged"] == 1540
+
+
+@pytest.mark.parametrize("verb", ["copy", "mirror", "move"])
+def test_overlapping_source_and_destination_are_refused(tmp_path, run_blit, verb):
+    write(tmp_path / "a" / "f", b"precious")
+    write(tmp_path / "file", b"a file")
+    for args in ((f"{tmp_path / 'a'}/", f"{tmp_path / 'a'}/"),
+                 (f"{tmp_path / 'a'}/", tmp_path / "a" / "inner"),
+                 (tmp_path / "a", tmp_path),
+                 (tmp_path / "file", tmp_path / "file"),
+                 (f"{tmp_path / 'a'}/", tmp_path / "file")):
+        result = run_blit(verb, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("blit: error:")
+    assert (tmp_path / "a" / "f").read_bytes() == b"precious"
+    assert not (tmp_path / "a" / "inner").exists()
+    assert (tmp_path / "file").read_bytes() == b"a file"
