@@ -157,7 +157,8 @@ class Console:
         if report.failures_omitted:
             error(f"{report.failures_omitted} more failures not listed")
         if as_json:
-            json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+            # ASCII escapes keep names that are not UTF-8 (surrogate-escaped) valid JSON.
+            json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
             sys.stdout.write("\n")
             return
         if stats:

@@ -24,6 +24,8 @@ def transfer(
     """Run one transfer and return its merged report. Raises BlitError subclasses for
     failures that stop the whole transfer; per-file failures are in the report."""
     options = options or TransferOptions()
+    if options.files_from is not None:  # as rsync: a source directory is the list's base
+        sources = [s.rstrip("/") + "/" if os.path.isdir(s) else s for s in sources]
     roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
     if options.backup_dir:  # relative to DST, as in rsync; normalised for comparisons
         base = into_dir or os.path.dirname(destination) or "."

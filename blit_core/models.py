@@ -29,18 +29,6 @@ class FileEntry(NamedTuple):
     target: str | None  # symlink target, read during the scan
 
     @property
-    def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.mode)
-
-    @property
-    def is_file(self) -> bool:
-        return stat.S_ISREG(self.mode)
-
-    @property
-    def is_symlink(self) -> bool:
-        return stat.S_ISLNK(self.mode)
-
-    @property
     def perms(self) -> int:
         return stat.S_IMODE(self.mode)
 
@@ -51,19 +39,6 @@ def entry_from_stat(name: str, st: os.stat_result, target: str | None = None) ->
         name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_atime_ns, st.st_uid, st.st_gid,
         st.st_nlink, st.st_ino, st.st_dev, st.st_rdev, target,
     )
-
-
-def kind_letter(mode: int) -> str:
-    """rsync's itemize file-type letter: f file, d dir, L symlink, D device, S special."""
-    if stat.S_ISREG(mode):
-        return "f"
-    if stat.S_ISDIR(mode):
-        return "d"
-    if stat.S_ISLNK(mode):
-        return "L"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "D"
-    return "S"
 
 
 class ItemEvent(NamedTuple):

@@ -76,3 +76,7 @@ class TransferOptions:
             raise UsageError("--jobs must be zero (auto) or more")
         if self.inplace and self.sparse:
             raise UsageError("--inplace and --sparse cannot be combined")
+        if self.backup_suffix is not None and "/" in self.backup_suffix:
+            raise UsageError("--suffix cannot contain '/'")
+        if self.backup and not self.effective_backup_suffix and not self.backup_dir:
+            raise UsageError("--suffix cannot be empty without --backup-dir")

@@ -7,7 +7,7 @@ import errno
 import os
 
 from blit_core.fastcopy import copyrange
-from blit_core.fastcopy.errors import Unavailable
+from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS, Unavailable
 
 
 def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
@@ -29,11 +29,19 @@ def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
 
 def copy(src_fd: int, dst_fd: int, size: int) -> None:
     os.ftruncate(dst_fd, size)
+    in_kernel = True
     for offset, length in data_segments(src_fd, size):
-        try:
-            copyrange.copy_range(src_fd, dst_fd, offset, length)
-        except Unavailable:
-            _copy_range_by_pread(src_fd, dst_fd, offset, length)
+        if in_kernel:
+            try:
+                copyrange.copy_range(src_fd, dst_fd, offset, length)
+                continue
+            except Unavailable:
+                in_kernel = False
+            except OSError as exc:  # e.g. EXDEV at a later offset: copy by hand from here on
+                if exc.errno not in UNSUPPORTED_ERRNOS:
+                    raise
+                in_kernel = False
+        _copy_range_by_pread(src_fd, dst_fd, offset, length)
 
 
 def _copy_range_by_pread(src_fd: int, dst_fd: int, offset: int, length: int) -> None:

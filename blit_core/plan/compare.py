@@ -11,7 +11,7 @@ import stat
 from collections.abc import Callable
 from enum import Enum
 
-from blit_core.models import FileEntry, kind_letter
+from blit_core.models import FileEntry
 from blit_core.options import CompareMode, TransferOptions
 
 
@@ -93,11 +93,6 @@ def attrs_differ(
 
 
 NEW_ATTRS = "+++++++++"
-
-
-def itemize(update: str, entry: FileEntry, attrs: str) -> str:
-    """rsync's code: update type ('>', 'c', 'h', '.'), file type letter, then attributes."""
-    return f"{update}{kind_letter(entry.mode)}{attrs}"
 
 
 def needs_attr_update(attrs: str) -> bool:

@@ -32,15 +32,21 @@ def apply_deletions(
     on_event: Callable[[ItemEvent], None],
 ) -> DeletionOutcome:
     """Delete extraneous entries, each directory's contents before the directory itself.
-    Beyond --max-delete, entries are counted as skipped and left in place."""
+    Once --max-delete would be exceeded, nothing more is deleted; the rest is counted."""
     outcome = DeletionOutcome()
     budget = options.max_delete
     for deletion in sorted(deletions, key=lambda d: (d.root, d.rel)):
         root = roots[deletion.root]
         path = root.dst_path(deletion.rel)
         shown = root.display(deletion.rel)
-        victims = list(_bottom_up(path, shown)) if deletion.is_dir else [(path, shown, False)]
-        if budget is not None and outcome.deleted + len(victims) > budget:
+        if len(roots) > 1 and _kept_by_another_root(os.path.normpath(path), deletion.root, roots):
+            continue
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)  # as it is now, never through a link
+        except FileNotFoundError:
+            continue
+        victims = list(_bottom_up(path, shown)) if is_dir else [(path, shown, False)]
+        if outcome.skipped or (budget is not None and outcome.deleted + len(victims) > budget):
             outcome.skipped += len(victims)
             continue
         for _, victim_shown, _ in victims:
@@ -50,18 +56,34 @@ def apply_deletions(
             continue
         try:
             if options.backup:
-                sink.remove(path, shown, is_dir=deletion.is_dir)
+                sink.remove(path, shown, is_dir=is_dir)
             else:
-                for victim_path, _, is_dir in victims:
-                    if is_dir:
+                for victim_path, _, victim_is_dir in victims:
+                    if victim_is_dir:
                         os.rmdir(victim_path)
                     else:
                         os.unlink(victim_path)
         except OSError as exc:
-            outcome.failures.append(FileFailure(shown, f"cannot delete: {exc.strerror}"))
+            reason = exc.strerror or str(exc)
+            outcome.failures.append(FileFailure(shown, f"cannot delete: {reason}"))
             continue
         outcome.deleted += len(victims)
     return outcome
+
+
+def _kept_by_another_root(path: str, owner: int, roots: Sequence[TransferRoot]) -> bool:
+    """With several sources in one destination, an entry one source lacks may belong to
+    another: it is extraneous only if no source maps anything onto it."""
+    for index, root in enumerate(roots):
+        if index == owner:
+            continue
+        root_dst = os.path.normpath(root.dst)
+        if path == root_dst:
+            return True
+        inside = root.is_dir and path.startswith(root_dst + "/")
+        if inside and os.path.lexists(root.src_path(path[len(root_dst) + 1 :])):
+            return True
+    return False
 
 
 def _bottom_up(path: str, shown: str) -> Iterable[tuple[str, str, bool]]:

@@ -28,7 +28,7 @@ Message = JobResult | Progress
 
 
 class InlinePool:
-    """Runs each job at once in this process: for tiny transfers and -j 1."""
+    """Runs each job at once in this process (-j 1)."""
 
     size = 1
 
@@ -73,7 +73,10 @@ class ProcessPool:
         self._idle: list[Connection] = []
         for _ in range(size):
             parent_end, child_end = context.Pipe(duplex=True)
-            proc = context.Process(target=_serve, args=(child_end, make_worker), daemon=True)
+            inherited = [parent_end, *self._conns]  # the child must not keep these open
+            proc = context.Process(
+                target=_serve, args=(child_end, inherited, make_worker, os.getpid()), daemon=True
+            )
             proc.start()
             child_end.close()
             self._conns.append(parent_end)
@@ -128,10 +131,18 @@ class ProcessPool:
             conn.close()
 
 
-def _serve(conn: Connection, make_worker: WorkerFactory) -> None:
-    """A worker process's loop: run jobs until told to stop."""
+def _serve(
+    conn: Connection, inherited: list[Connection], make_worker: WorkerFactory, parent: int
+) -> None:
+    """A worker process's loop: run jobs until told to stop, or until the pipeline dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pipeline decides how to stop
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    for other in inherited:  # so that a dead pipeline reads as end-of-file here
+        other.close()
+    _die_with_parent()
+    if os.getppid() != parent:
+        return
     worker = make_worker(conn.send)
     while True:
         try:
@@ -141,6 +152,17 @@ def _serve(conn: Connection, make_worker: WorkerFactory) -> None:
         if jobs is None:
             return
         worker.run(jobs)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the pipeline's process dies (PR_SET_PDEATHSIG), so an
+    orphaned worker removes its temp file and stops instead of writing on."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ removed. Replaced or deleted entries are kept first when backups are on, as rsyn
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import shutil
@@ -35,8 +36,11 @@ def current_umask() -> int:
 class FsSink:
     """Writes entries into a local destination; one per process."""
 
-    def __init__(self, options: TransferOptions) -> None:
+    def __init__(self, options: TransferOptions, *, replace_directories: bool) -> None:
+        """`replace_directories`: a non-empty directory that stands where a file must go is
+        removed (mirror); otherwise only an empty one is, as rsync does without --delete."""
         self.options = options
+        self.replace_directories = replace_directories
         self.is_root = os.geteuid() == 0
         self._create_mask = 0o777 & ~current_umask()  # what os.open's mode keeps
         self._src_flags = os.O_RDONLY if options.copy_links else os.O_RDONLY | os.O_NOFOLLOW
@@ -47,7 +51,9 @@ class FsSink:
     # -- names ---------------------------------------------------------------------------
 
     def temp_path(self, dst_path: str) -> str:
-        """A hidden, unique temp name beside dst_path that still fits in NAME_MAX."""
+        """A hidden temp name beside dst_path that still fits in NAME_MAX. It holds this
+        process's id and a counter, so it is unique to this call: cleaning up after a failure
+        may always remove it."""
         head, _, name = dst_path.rpartition("/")
         tag = f".{self._pid}.{next(self._counter)}{TEMP_SUFFIX}"
         room = _MAX_NAME_BYTES - 1 - len(tag)
@@ -80,8 +86,9 @@ class FsSink:
                 dst_mode = self._clear_directory(dst_path, dst_mode, rel)
             perms = entry.mode & _PERM_BITS
             temp = self.temp_path(dst_path)
-            out = os.open(temp, _TEMP_FLAGS, perms & 0o777)
-            try:
+            out = -1
+            try:  # opened inside: a signal may arrive just after the file is created
+                out = os.open(temp, _TEMP_FLAGS, perms & 0o777)
                 strategy = self._fill(src_fd, out, entry, dest)
                 self._finish_fd(
                     out, entry, fchmod_needed=perms != perms & self._create_mask,
@@ -104,8 +111,9 @@ class FsSink:
     def _write_inplace(
         self, src_fd: int, dst_path: str, entry: FileEntry, rel: str, dest: DestDir
     ) -> str:
-        if self.options.backup:
-            self.backup(dst_path, rel)
+        if self.options.backup:  # a copy: a hard link would share the bytes about to change
+            shutil.copy2(dst_path, self._prepare_backup_target(dst_path, rel),
+                         follow_symlinks=False)
         out = os.open(dst_path, os.O_WRONLY | os.O_NOFOLLOW)
         try:
             strategy = self._fill(src_fd, out, entry, dest)
@@ -169,8 +177,8 @@ class FsSink:
         """Create a non-regular entry under a temp name, give it metadata, rename it into place."""
         dst_mode = self._clear_directory(dst_path, dst_mode, rel)
         temp = self.temp_path(dst_path)
-        create(temp)
-        try:
+        try:  # created inside: a signal may arrive just after it exists
+            create(temp)
             if entry is not None:
                 self.set_attrs(temp, entry)
             if dst_mode is not None and self.options.backup:
@@ -183,7 +191,18 @@ class FsSink:
     def _clear_directory(self, dst_path: str, dst_mode: int | None, rel: str) -> int | None:
         """A directory where a non-directory must go is removed (or backed up) first."""
         if dst_mode is not None and stat.S_ISDIR(dst_mode):
-            self.remove(dst_path, rel, is_dir=True)
+            if self.replace_directories:
+                self.remove(dst_path, rel, is_dir=True)
+            else:
+                try:
+                    os.rmdir(dst_path)
+                except OSError as exc:
+                    if exc.errno != errno.ENOTEMPTY:
+                        raise
+                    raise OSError(
+                        exc.errno, "a non-empty directory stands in the way (mirror replaces it)",
+                        dst_path,
+                    ) from None
             return None
         return dst_mode
 

@@ -23,6 +23,7 @@ from blit_core.plan.compare import (
     attrs_differ,
     decide_file,
     needs_attr_update,
+    policy_skip,
 )
 from blit_core.scan import list_dir, list_dir_by_name, read_entry, read_path
 from blit_core.transfer.jobs import (
@@ -70,7 +71,7 @@ class Worker:
         self.options = options
         self.verb = verb
         self.emit = emit
-        self.sink = FsSink(options)
+        self.sink = FsSink(options, replace_directories=verb is Verb.MIRROR)
         self.filters = options.filters
         self.files_from = options.files_from
         self.dry_run = options.dry_run
@@ -79,6 +80,9 @@ class Worker:
         self.owner = self.sink.is_root
         self.want_events = options.want_events
         self._file_policies = options.has_file_policies
+        self._backup_dir_real = (
+            os.path.realpath(options.backup_dir) if options.backup_dir else None
+        )
         self._fast_quick_check = (
             options.compare is CompareMode.QUICK
             and options.modify_window_ns == 0
@@ -193,13 +197,7 @@ class Worker:
                     continue
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
-                included.discard(name)
-                if self.options.copy_links and exc.errno == errno.ENOENT and dirent.is_symlink():
-                    self.result.failures.append(
-                        FileFailure(root.display(rel), "symlink has no referent (-L)")
-                    )
-                else:
-                    self._fail(root.display(rel), exc, source_path=dirent.path)
+                self._scan_failure(root.display(rel), dirent, exc, included)
                 continue
             self._handle_entry(
                 job.root, rel, root.display(rel), entry, _stat_of(dst_dirent), planner
@@ -238,6 +236,22 @@ class Worker:
             and (not self.owner or (dst_st.st_uid, dst_st.st_gid) == (src_st.st_uid, src_st.st_gid))
         )
 
+    def _scan_failure(
+        self, shown: str, dirent: os.DirEntry, exc: OSError, included: set[str]
+    ) -> None:
+        """An entry that was listed but could not be read. If it vanished, it is simply gone;
+        otherwise its destination copy must not be deleted as extraneous, and, as in rsync,
+        mirror then deletes nothing at all."""
+        if self.options.copy_links and exc.errno == errno.ENOENT and dirent.is_symlink():
+            self.result.failures.append(FileFailure(shown, "symlink has no referent (-L)"))
+            self.result.scan_incomplete = True
+            return
+        if exc.errno == errno.ENOENT and exc.filename == dirent.path:
+            included.discard(dirent.name)
+        else:
+            self.result.scan_incomplete = True
+        self._fail(shown, exc, source_path=dirent.path)
+
     def _excluded(self, shown: str, dirent: os.DirEntry) -> bool:
         if not self.filters and self.files_from is None:
             return False
@@ -246,6 +260,18 @@ class Worker:
         except OSError:
             is_dir = False
         return self._deselected(shown, is_dir)
+
+    def _holds_backups(self, dirent: os.DirEntry) -> bool:
+        """Backups this transfer keeps are never extraneous: the --backup-dir and the
+        directories leading to it, or, without one, names ending in the backup suffix."""
+        if not self.options.backup:
+            return False
+        if self._backup_dir_real is None:
+            return dirent.name.endswith(self.options.effective_backup_suffix)
+        if not dirent.is_dir(follow_symlinks=False):
+            return False
+        real = os.path.realpath(dirent.path)
+        return real == self._backup_dir_real or self._backup_dir_real.startswith(real + "/")
 
     def _deselected(self, shown: str, is_dir: bool) -> bool:
         """Left out by --files-from or by the filter rules (which also protects it from
@@ -307,7 +333,12 @@ class Worker:
             if needs_attr_update(attrs):
                 self._event(".d" + attrs, _dir_shown(shown))
             if not self.dry_run and not self.owner and not dst_st.st_mode & stat.S_IWUSR:
-                os.chmod(self.roots[root_index].dst_path(rel), stat.S_IMODE(dst_st.st_mode) | 0o700)
+                path = self.roots[root_index].dst_path(rel)
+                try:  # writable until its final mode is set, after its contents
+                    os.chmod(path, stat.S_IMODE(dst_st.st_mode) | 0o700)
+                except OSError as exc:
+                    self._fail(_dir_shown(shown), exc)
+                    return
         self.result.dir_attrs.append(DirAttrs(root_index, rel, entry))
         self.result.subdirs.append(DirJob(root_index, rel, exists))
 
@@ -331,10 +362,14 @@ class Worker:
             if needs_attr_update(attrs):
                 self._event(".L" + attrs, shown)
                 if not self.dry_run:
-                    self.sink.set_attrs(dst_path, entry)
+                    try:
+                        self.sink.set_attrs(dst_path, entry)
+                    except OSError as exc:
+                        self._fail(shown, exc)
+                        return
                 self.result.stats.attrs_updated += 1
             self.result.stats.files_unchanged += 1
-            self._remove_source(root.src_path(rel), entry, shown)
+            self._remove_source(root.src_path(rel), dst_path, entry, shown)
             return
         code = "cL" + (NEW_ATTRS if dst_st is None else "c" + attrs_differ(
             entry, dst_st, self.options, owner=self.owner)[1:])
@@ -348,7 +383,7 @@ class Worker:
             self._fail(shown, exc)
             return
         self.result.stats.symlinks_created += 1
-        self._remove_source(root.src_path(rel), entry, shown)
+        self._remove_source(root.src_path(rel), dst_path, entry, shown)
 
     def _handle_special(
         self,
@@ -402,8 +437,8 @@ class Worker:
                 continue
             rel = os.path.join(rel_dir, name) if rel_dir else name
             is_dir = dirent.is_dir(follow_symlinks=False)
-            if self.options.backup_dir and os.path.normpath(dirent.path) == self.options.backup_dir:
-                continue  # the backups of this very transfer
+            if self._holds_backups(dirent):
+                continue
             protected = not self.options.delete_excluded and self._deselected(
                 root.display(rel), is_dir
             )
@@ -448,7 +483,7 @@ class Worker:
                     except OSError as exc:
                         self._fail(shown, exc)
                         return
-            self._remove_source(root.src_path(rel), entry, shown)
+            self._remove_source(root.src_path(rel), root.dst_path(rel), entry, shown)
             return
         if dst_st is None:
             code = NEW_FILE_CODE
@@ -487,7 +522,7 @@ class Worker:
             stats.bytes_transferred += entry.size
             self._count_done(entry.size)
             if self.move:
-                self._remove_source(src_path, entry, shown, dst_path=dst_path)
+                self._remove_source(src_path, dst_path, entry, shown)
             if count % 256 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
 
@@ -502,6 +537,8 @@ class Worker:
             return
         dst_st = _lstat_or_none(root.dst)
         if root.is_dir:
+            if dst_st is not None and stat.S_ISLNK(dst_st.st_mode) and os.path.isdir(root.dst):
+                dst_st = os.stat(root.dst)  # DST itself may be a symlink to a directory
             self._handle_dir(job.root, "", root.prefix, entry, dst_st)
             return
         dest = self._dest_dir(os.path.dirname(root.dst) or ".")
@@ -526,15 +563,22 @@ class Worker:
         planner.finish()
         if len(self.result.failures) > failures_before:
             return
+        if not self.dry_run and not os.path.lexists(leader_dst):  # skipped by a policy option
+            for member in followers:
+                self._link_group(HardLinkJob([member]))
+            return
         for member in followers:
             root = self.roots[member.root]
             shown = root.display(member.rel)
             dst_path = root.dst_path(member.rel)
             dst_st = _lstat_or_none(dst_path)
             self.result.stats.files_seen += 1
+            if policy_skip(member.entry, dst_st, self.options):
+                self.result.stats.files_skipped += 1
+                continue
             if dst_st is not None and not self.dry_run and os.path.samefile(dst_path, leader_dst):
                 self.result.stats.files_unchanged += 1
-                self._remove_source(root.src_path(member.rel), member.entry, shown)
+                self._remove_source(root.src_path(member.rel), dst_path, member.entry, shown)
                 continue
             self._event("hf" + NEW_ATTRS, f"{shown} => {leader_root.display(leader.rel)}")
             if not self.dry_run:
@@ -546,23 +590,32 @@ class Worker:
                     self._fail(shown, exc)
                     continue
             self.result.stats.hardlinks_created += 1
-            self._remove_source(root.src_path(member.rel), member.entry, shown)
+            self._remove_source(root.src_path(member.rel), dst_path, member.entry, shown)
 
     # -- move ----------------------------------------------------------------------------
 
-    def _remove_source(
-        self, src_path: str, entry: FileEntry, shown: str, dst_path: str | None = None
-    ) -> None:
-        """For move: delete the source file once its destination copy is committed and
-        verified (same size, or same content with -c), and the source has not changed since."""
+    def _remove_source(self, src_path: str, dst_path: str, entry: FileEntry, shown: str) -> None:
+        """For move: delete the source once its destination is committed and verified (same
+        size, or same content with -c), it is not the destination itself (reached through a
+        symlinked directory, say), and it has not changed since it was read."""
         if not self.move or self.dry_run:
             return
         try:
-            now = os.lstat(src_path)
-            if (now.st_size, now.st_mtime_ns) != (entry.size, entry.mtime_ns):
+            src_now = os.lstat(src_path)
+            dst_now = os.lstat(dst_path)
+            if (src_now.st_dev, src_now.st_ino) == (dst_now.st_dev, dst_now.st_ino):
+                self.result.failures.append(
+                    FileFailure(shown, "source and destination are the same file; source kept")
+                )
+                return
+            if (src_now.st_size, src_now.st_mtime_ns) != (entry.size, entry.mtime_ns):
                 self.result.warnings.append(f"not removing {shown!r}: it changed during the move")
                 return
-            if dst_path is not None and not self._verify_committed(src_path, dst_path, entry):
+            if dst_now.st_size != entry.size or (
+                self.options.compare is CompareMode.CHECKSUM
+                and stat.S_ISREG(entry.mode)
+                and not hashing.same_content(src_path, dst_path)
+            ):
                 self.result.failures.append(
                     FileFailure(shown, "destination copy does not match; source kept")
                 )
@@ -572,13 +625,6 @@ class Worker:
             self._fail(shown, exc)
             return
         self.result.stats.sources_removed += 1
-
-    def _verify_committed(self, src_path: str, dst_path: str, entry: FileEntry) -> bool:
-        if os.lstat(dst_path).st_size != entry.size:
-            return False
-        if self.options.compare is CompareMode.CHECKSUM:
-            return hashing.same_content(src_path, dst_path)
-        return True
 
 
 class _BatchPlanner:
