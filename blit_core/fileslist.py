@@ -5,9 +5,7 @@ listed directory is created but not recursed into. Memory is one string per list
 
 from __future__ import annotations
 
-import sys
-
-from blit_core.errors import SelectionError
+from blit_core.filters import read_pattern_file
 
 
 class FilesFrom:
@@ -25,18 +23,6 @@ class FilesFrom:
 
     @classmethod
     def read(cls, source: str) -> FilesFrom:
-        """Read a list file ('-' for stdin): one path per line, blank and '#' lines skipped."""
-        try:
-            if source == "-":
-                text = sys.stdin.read()
-            else:
-                with open(source, encoding="utf-8", errors="surrogateescape") as handle:
-                    text = handle.read()
-        except OSError as exc:
-            raise SelectionError(f"cannot read --files-from {source}: {exc.strerror}") from exc
-        paths = []
-        for line in text.splitlines():
-            path = line.strip("/").removeprefix("./")
-            if line.strip() and not line.startswith("#"):
-                paths.append(path)
-        return cls(paths)
+        """Read a list file ('-' for stdin): one path per line; blank lines and lines starting
+        with '#' or ';' are skipped, like the pattern files of --exclude-from."""
+        return cls([line.strip("/").removeprefix("./") for line in read_pattern_file(source)])
