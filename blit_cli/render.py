@@ -140,11 +140,12 @@ class Console:
         if now < self._next_refresh:
             return
         self._next_refresh = now + REFRESH_S
+        # Workers report progress before the planned totals of the same batch arrive.
         self._progress.update(
             self._task,
-            total=self._bytes_total or None,
+            total=max(self._bytes_total, self._bytes_done) or None,
             completed=self._bytes_done,
-            files=f"{self._files_done}/{self._files_total} files",
+            files=f"{self._files_done}/{max(self._files_total, self._files_done)} files",
         )
         self._progress.refresh()
 
