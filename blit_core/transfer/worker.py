@@ -13,6 +13,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from blit_core import hashing
 from blit_core.models import FileEntry, FileFailure, ItemEvent
@@ -199,9 +200,8 @@ class Worker:
             except OSError as exc:
                 self._scan_failure(root.display(rel), dirent, exc, included)
                 continue
-            self._handle_entry(
-                job.root, rel, root.display(rel), entry, _stat_of(dst_dirent), planner
-            )
+            where = EntryPath(job.root, rel, root.display(rel))
+            self._handle_entry(where, entry, _stat_of(dst_dirent), planner)
             if index & 1023 == 1023 and self.result.size() >= PART_RECORDS:
                 self._send_part()
         stats = self.result.stats
@@ -282,34 +282,32 @@ class Worker:
 
     def _handle_entry(
         self,
-        root_index: int,
-        rel: str,
-        shown: str,
+        where: EntryPath,
         entry: FileEntry,
         dst_st: os.stat_result | None,
         planner: _BatchPlanner,
     ) -> None:
+        root_index, rel, _ = where
         mode = entry.mode
         if stat.S_ISREG(mode):
             if self.options.hard_links and entry.nlink > 1:
                 self.result.hardlinks.append(HardLinkMember(root_index, rel, entry))
                 return
-            self._plan_file(root_index, rel, shown, entry, dst_st, planner)
+            self._plan_file(where, entry, dst_st, planner)
         elif stat.S_ISDIR(mode):
-            self._handle_dir(root_index, rel, shown, entry, dst_st)
+            self._handle_dir(where, entry, dst_st)
         elif stat.S_ISLNK(mode):
-            self._handle_symlink(root_index, rel, shown, entry, dst_st)
+            self._handle_symlink(where, entry, dst_st)
         else:
-            self._handle_special(root_index, rel, shown, entry, dst_st)
+            self._handle_special(where, entry, dst_st)
 
     def _handle_dir(
         self,
-        root_index: int,
-        rel: str,
-        shown: str,
+        where: EntryPath,
         entry: FileEntry,
         dst_st: os.stat_result | None,
     ) -> None:
+        root_index, rel, shown = where
         self.result.stats.dirs_seen += 1
         exists = dst_st is not None and stat.S_ISDIR(dst_st.st_mode)
         if not exists:
@@ -344,12 +342,11 @@ class Worker:
 
     def _handle_symlink(
         self,
-        root_index: int,
-        rel: str,
-        shown: str,
+        where: EntryPath,
         entry: FileEntry,
         dst_st: os.stat_result | None,
     ) -> None:
+        root_index, rel, shown = where
         self.result.stats.files_seen += 1
         root = self.roots[root_index]
         dst_path = root.dst_path(rel)
@@ -387,12 +384,11 @@ class Worker:
 
     def _handle_special(
         self,
-        root_index: int,
-        rel: str,
-        shown: str,
+        where: EntryPath,
         entry: FileEntry,
         dst_st: os.stat_result | None,
     ) -> None:
+        root_index, rel, shown = where
         is_device = stat.S_ISCHR(entry.mode) or stat.S_ISBLK(entry.mode)
         allowed = (self.options.devices if is_device else self.options.specials) and self.owner
         if not allowed:
@@ -449,13 +445,12 @@ class Worker:
 
     def _plan_file(
         self,
-        root_index: int,
-        rel: str,
-        shown: str,
+        where: EntryPath,
         entry: FileEntry,
         dst_st: os.stat_result | None,
         planner: _BatchPlanner,
     ) -> None:
+        root_index, rel, shown = where
         stats = self.result.stats
         stats.files_seen += 1
         stats.bytes_total += entry.size
@@ -539,11 +534,11 @@ class Worker:
         if root.is_dir:
             if dst_st is not None and stat.S_ISLNK(dst_st.st_mode) and os.path.isdir(root.dst):
                 dst_st = os.stat(root.dst)  # DST itself may be a symlink to a directory
-            self._handle_dir(job.root, "", root.prefix, entry, dst_st)
+            self._handle_dir(EntryPath(job.root, "", root.prefix), entry, dst_st)
             return
         dest = self._dest_dir(os.path.dirname(root.dst) or ".")
         planner = _BatchPlanner(self, job.root, "", dest)
-        self._handle_entry(job.root, "", root.prefix, entry, dst_st, planner)
+        self._handle_entry(EntryPath(job.root, "", root.prefix), entry, dst_st, planner)
         planner.finish()
 
     def _link_group(self, job: HardLinkJob) -> None:
@@ -556,10 +551,8 @@ class Worker:
         dest = self._dest_dir(os.path.dirname(leader_dst))
         planner = _BatchPlanner(self, leader.root, rel_dir, dest)
         failures_before = len(self.result.failures)
-        self._plan_file(
-            leader.root, leader.rel, leader_root.display(leader.rel), leader.entry,
-            _lstat_or_none(leader_dst), planner,
-        )
+        where = EntryPath(leader.root, leader.rel, leader_root.display(leader.rel))
+        self._plan_file(where, leader.entry, _lstat_or_none(leader_dst), planner)
         planner.finish()
         if len(self.result.failures) > failures_before:
             return
@@ -625,6 +618,15 @@ class Worker:
             self._fail(shown, exc)
             return
         self.result.stats.sources_removed += 1
+
+
+class EntryPath(NamedTuple):
+    """Where an entry is: its root, its path relative to the root, and its displayed path
+    (relative to the transfer root, as filters and itemized output see it)."""
+
+    root: int
+    rel: str
+    shown: str
 
 
 class _BatchPlanner:
