@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in Verb:
         sub = verbs.add_parser(
             verb.value,
+            usage=f"blit {verb.value} [OPTIONS] SRC... DST",
             help=VERB_HELP[verb],
             description=VERB_HELP[verb] + ".\n\nSRC/ (trailing slash) means the contents of SRC;"
             " SRC without one lands as DST/SRC.",
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("paths", nargs="+", metavar="SRC... DST", help="sources, then destination")
+    sub.add_argument("paths", nargs="+", metavar="PATH",
+                     help="one or more sources, then the destination")
 
     compare = sub.add_argument_group("comparison (default: skip when size and mtime match)")
     compare.add_argument("-c", "--checksum", action="store_true",

@@ -594,3 +594,22 @@ def test_overlapping_source_and_destination_are_refused(tmp_path, run_blit, verb
     assert (tmp_path / "a" / "f").read_bytes() == b"precious"
     assert not (tmp_path / "a" / "inner").exists()
     assert (tmp_path / "file").read_bytes() == b"a file"
+
+
+def test_filter_options_apply_in_command_line_order(small_tree, tmp_path, run_blit):
+    (tmp_path / "includes").write_text("sub1/nested/\n# comment\n")
+    (tmp_path / "excludes").write_text("nested/\n*.sh\n")
+    ok(run_blit("copy", "--include-from", tmp_path / "includes",
+                "--exclude-from", tmp_path / "excludes",
+                "--filter", "- sub2/", "--filter", "+ secret", "--exclude", "secret",
+                f"{small_tree}/", tmp_path / "dst"))
+    dst = tmp_path / "dst"
+    assert (dst / "sub1" / "nested" / "file00.dat").exists()  # the include came first
+    assert not (dst / "exec.sh").exists()
+    assert not (dst / "sub2").exists()
+    assert (dst / "secret").exists()  # '+ secret' precedes '--exclude secret'
+    result = run_blit("copy", "--filter", "protect x", f"{small_tree}/", tmp_path / "dst2")
+    assert result.returncode == 1
+    result = run_blit("copy", "--exclude-from", tmp_path / "missing", f"{small_tree}/",
+                      tmp_path / "dst3")
+    assert result.returncode == 3
