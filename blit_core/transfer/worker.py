@@ -13,6 +13,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
+from stat import S_ISREG
 from typing import NamedTuple
 
 from blit_core import hashing
@@ -176,33 +177,49 @@ class Worker:
         except OSError as exc:
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
-        included: set[str] = set()
+        # Names the source provides; excluded and vanished ones are taken out as found.
+        included = {dirent.name for dirent in listing} if self.mirror else set()
         planner = _BatchPlanner(self, job.root, job.rel, dest)
         rel_prefix = job.rel + "/" if job.rel else ""
         filtering = bool(self.filters) or self.files_from is not None
         fast_check = self._fast_quick_check
-        unchanged = unchanged_bytes = 0
-        for index, dirent in enumerate(listing):
+        owner = self.owner
+        hard_links = self.options.hard_links
+        unchanged = unchanged_bytes = handled = 0
+        for dirent in listing:
             name = dirent.name
-            rel = rel_prefix + name
-            if filtering and self._excluded(root.display(rel), dirent):
+            if filtering and self._excluded(root.display(rel_prefix + name), dirent):
+                included.discard(name)
                 continue
-            if self.mirror:
-                included.add(name)
             dst_dirent = dst_listing.get(name)
             try:
                 src_st = dirent.stat(follow_symlinks=False)
-                if fast_check and dst_dirent and self._unchanged_fast(src_st, dst_dirent):
-                    unchanged += 1
-                    unchanged_bytes += src_st.st_size
-                    continue
+                if fast_check and dst_dirent is not None:
+                    # The common case, decided without building records: under the default
+                    # quick check (no policy options, not a move), a regular file whose size,
+                    # mtime, mode with file type (and owner, as root) all match needs nothing.
+                    dst_st = dst_dirent.stat(follow_symlinks=False)
+                    if (
+                        dst_st.st_mtime_ns == src_st.st_mtime_ns
+                        and dst_st.st_size == src_st.st_size
+                        and dst_st.st_mode == src_st.st_mode
+                        and S_ISREG(src_st.st_mode)
+                        and (src_st.st_nlink == 1 or not hard_links)
+                        and (not owner or (dst_st.st_uid == src_st.st_uid
+                                           and dst_st.st_gid == src_st.st_gid))
+                    ):
+                        unchanged += 1
+                        unchanged_bytes += src_st.st_size
+                        continue
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
-                self._scan_failure(root.display(rel), dirent, exc, included)
+                self._scan_failure(root.display(rel_prefix + name), dirent, exc, included)
                 continue
-            where = EntryPath(job.root, rel, root.display(rel))
-            self._handle_entry(where, entry, _stat_of(dst_dirent), planner)
-            if index & 1023 == 1023 and self.result.size() >= PART_RECORDS:
+            rel = rel_prefix + name
+            self._handle_entry(EntryPath(job.root, rel, root.display(rel)), entry,
+                               _stat_of(dst_dirent), planner)
+            handled += 1
+            if handled & 1023 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
         stats = self.result.stats
         stats.files_seen += unchanged
@@ -221,20 +238,6 @@ class Worker:
                 return DestDir(0, False)
             raise
         return DestDir(st.st_dev, bool(st.st_mode & stat.S_ISGID))
-
-    def _unchanged_fast(self, src_st: os.stat_result, dst_dirent: os.DirEntry) -> bool:
-        """The common case, decided without building records: under the default quick check
-        (no policy options, not a move), a regular file whose size, mtime, mode (and owner,
-        as root) all match needs nothing. The mode comparison includes the file type."""
-        dst_st = dst_dirent.stat(follow_symlinks=False)
-        return (
-            dst_st.st_mtime_ns == src_st.st_mtime_ns
-            and dst_st.st_size == src_st.st_size
-            and dst_st.st_mode == src_st.st_mode
-            and stat.S_ISREG(src_st.st_mode)
-            and (src_st.st_nlink == 1 or not self.options.hard_links)
-            and (not self.owner or (dst_st.st_uid, dst_st.st_gid) == (src_st.st_uid, src_st.st_gid))
-        )
 
     def _scan_failure(
         self, shown: str, dirent: os.DirEntry, exc: OSError, included: set[str]
