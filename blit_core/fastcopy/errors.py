@@ -1,8 +1,11 @@
-"""The typed "can't" of the fast-copy chain, and the errno values that mean it."""
+"""The typed "can't" of the fast-copy chain, the errno values that mean it, and the chunk size
+used when a caller wants to hear about progress."""
 
 from __future__ import annotations
 
 import errno
+
+REPORT_CHUNK = 64 << 20  # bytes per system call when progress is reported
 
 
 class Unavailable(Exception):

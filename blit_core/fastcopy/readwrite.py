@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 BUFFER = 1 << 20
 
 
-def copy(src_fd: int, dst_fd: int, size: int) -> None:
+def copy(src_fd: int, dst_fd: int, size: int, on_bytes: Callable[[int], None] | None) -> None:
     if size <= BUFFER:
         data = os.pread(src_fd, size, 0)
         if len(data) != size:
             raise OSError(f"source shrank during copy (got {len(data)} of {size} bytes)")
         _write_all(dst_fd, memoryview(data))
+        if on_bytes is not None:
+            on_bytes(size)
         return
     buffer = bytearray(BUFFER)
     view = memoryview(buffer)
@@ -23,6 +26,8 @@ def copy(src_fd: int, dst_fd: int, size: int) -> None:
             raise OSError(f"source shrank during copy (got {done} of {size} bytes)")
         _write_all(dst_fd, view[:got])
         done += got
+        if on_bytes is not None:
+            on_bytes(got)
 
 
 def _write_all(fd: int, data: memoryview) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from blit_core.fastcopy.errors import Unavailable, reraise_unless_unsupported
+from blit_core.fastcopy.errors import REPORT_CHUNK, Unavailable, reraise_unless_unsupported
 
 CHUNK = 1 << 30
 
 
-def copy(src_fd: int, dst_fd: int, size: int) -> None:
+def copy(src_fd: int, dst_fd: int, size: int, on_bytes: Callable[[int], None] | None) -> None:
+    chunk = CHUNK if on_bytes is None else REPORT_CHUNK
     done = 0
     while done < size:
         try:
-            sent = os.sendfile(dst_fd, src_fd, done, min(CHUNK, size - done))
+            sent = os.sendfile(dst_fd, src_fd, done, min(chunk, size - done))
         except OSError as exc:
             if done:
                 raise
@@ -23,3 +25,5 @@ def copy(src_fd: int, dst_fd: int, size: int) -> None:
                 raise Unavailable("sendfile returned 0 bytes")
             raise OSError(f"source shrank during copy (got {done} of {size} bytes)")
         done += sent
+        if on_bytes is not None:
+            on_bytes(sent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from blit_core.fastcopy import copyrange
 from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS, Unavailable
@@ -27,13 +28,13 @@ def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
     return segments
 
 
-def copy(src_fd: int, dst_fd: int, size: int) -> None:
+def copy(src_fd: int, dst_fd: int, size: int, on_bytes: Callable[[int], None] | None) -> None:
     os.ftruncate(dst_fd, size)
     in_kernel = True
     for offset, length in data_segments(src_fd, size):
         if in_kernel:
             try:
-                copyrange.copy_range(src_fd, dst_fd, offset, length)
+                copyrange.copy_range(src_fd, dst_fd, offset, length, on_bytes)
                 continue
             except Unavailable:
                 in_kernel = False
@@ -42,6 +43,8 @@ def copy(src_fd: int, dst_fd: int, size: int) -> None:
                     raise
                 in_kernel = False
         _copy_range_by_pread(src_fd, dst_fd, offset, length)
+        if on_bytes is not None:
+            on_bytes(length)
 
 
 def _copy_range_by_pread(src_fd: int, dst_fd: int, offset: int, length: int) -> None:

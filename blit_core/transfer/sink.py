@@ -15,7 +15,7 @@ import shutil
 import stat
 from collections.abc import Callable
 
-from blit_core.fastcopy import copy_file
+from blit_core.fastcopy import OnBytes, copy_file
 from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
 from blit_core.transfer.jobs import DestDir
@@ -41,6 +41,7 @@ class FsSink:
         removed (mirror); otherwise only an empty one is, as rsync does without --delete."""
         self.options = options
         self.replace_directories = replace_directories
+        self.on_bytes: OnBytes = None  # set to hear about bytes as they are copied
         self.is_root = os.geteuid() == 0
         self._create_mask = 0o777 & ~current_umask()  # what os.open's mode keeps
         self._src_flags = os.O_RDONLY if options.copy_links else os.O_RDONLY | os.O_NOFOLLOW
@@ -128,7 +129,7 @@ class FsSink:
             return "empty"
         return copy_file(
             src_fd, out, entry.size, devices=(entry.dev, dest.dev),
-            keep_sparse=self.options.sparse,
+            keep_sparse=self.options.sparse, on_bytes=self.on_bytes,
         )
 
     def _finish_fd(

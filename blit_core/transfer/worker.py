@@ -74,6 +74,8 @@ class Worker:
         self.verb = verb
         self.emit = emit
         self.sink = FsSink(options, replace_directories=verb is Verb.MIRROR)
+        if options.want_progress:
+            self.sink.on_bytes = self._count_bytes
         self.filters = options.filters
         self.files_from = options.files_from
         self.dry_run = options.dry_run
@@ -94,6 +96,7 @@ class Worker:
         self.result = JobResult()
         self._progress_bytes = 0
         self._progress_files = 0
+        self._file_bytes_reported = 0
         self._progress_due = time.monotonic() + PROGRESS_INTERVAL_S
 
     # -- entry point ---------------------------------------------------------------------
@@ -142,11 +145,22 @@ class Worker:
         reason = "vanished during the transfer" if vanished else _describe(exc)
         self.result.failures.append(FileFailure(path, reason, vanished))
 
-    def _count_done(self, num_bytes: int) -> None:
+    def _count_bytes(self, num_bytes: int) -> None:
+        """Bytes copied so far within the current file (large files report as they go)."""
+        self._file_bytes_reported += num_bytes
+        self._progress_bytes += num_bytes
+        self._maybe_flush_progress()
+
+    def _count_done(self, file_size: int) -> None:
+        """A file is done: count it, and whatever of its bytes was not reported yet."""
         if not self.options.want_progress:
             return
-        self._progress_bytes += num_bytes
+        self._progress_bytes += max(0, file_size - self._file_bytes_reported)
+        self._file_bytes_reported = 0
         self._progress_files += 1
+        self._maybe_flush_progress()
+
+    def _maybe_flush_progress(self) -> None:
         now = time.monotonic()
         if now >= self._progress_due:
             self._flush_progress()
@@ -503,6 +517,7 @@ class Worker:
             src_path = root.src_path(rel)
             dst_path = root.dst_path(rel)
             if not self.dry_run:
+                self._file_bytes_reported = 0
                 try:
                     strategy = self.sink.commit_file(
                         src_path, dst_path, entry, item.dst_mode, shown, job.dst_dir
@@ -659,6 +674,8 @@ class _BatchPlanner:
             self.batch_bytes = 0
 
     def finish(self) -> None:
+        if self.worker.options.want_progress and (self.kept or self.batch):
+            self.worker._send_part()  # the planned totals first, so progress has an ETA
         for items in (self.kept, self.batch):
             if items:
                 self.worker._copy_batch(self._job(items))
