@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from blit_core.models import FileFailure, ItemEvent
 from blit_core.options import TransferOptions
@@ -24,10 +25,20 @@ class DeletionOutcome:
     failures: list[FileFailure] = field(default_factory=list)
 
 
+class Places(Protocol):
+    """Resolves destination entries to (directory descriptor, name) without following
+    symlinks, and releases the descriptors it opened (the Worker provides this)."""
+
+    def place(self, root_index: int, rel: str) -> tuple[int, str]: ...
+
+    def release_places(self) -> None: ...
+
+
 def apply_deletions(
     deletions: Iterable[Deletion],
     roots: Sequence[TransferRoot],
     sink: FsSink,
+    places: Places,
     options: TransferOptions,
     on_event: Callable[[ItemEvent], None],
 ) -> DeletionOutcome:
@@ -37,37 +48,31 @@ def apply_deletions(
     budget = options.max_delete
     for deletion in sorted(deletions, key=lambda d: (d.root, d.rel)):
         root = roots[deletion.root]
-        path = root.dst_path(deletion.rel)
         shown = root.display(deletion.rel)
-        if len(roots) > 1 and _kept_by_another_root(os.path.normpath(path), deletion.root, roots):
+        path = os.path.normpath(root.dst_path(deletion.rel))
+        if len(roots) > 1 and _kept_by_another_root(path, deletion.root, roots):
             continue
         try:
-            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)  # as it is now, never through a link
+            dir_fd, name = places.place(deletion.root, deletion.rel)
+            is_dir = stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode)  # as it is now
+            victims = _bottom_up(dir_fd, name, shown) if is_dir else [shown]
+            if outcome.skipped or (
+                budget is not None and outcome.deleted + len(victims) > budget
+            ):
+                outcome.skipped += len(victims)
+                continue
+            for victim in victims:
+                on_event(ItemEvent(DELETING, victim))
+            if not options.dry_run:
+                sink.remove(dir_fd, name, shown, is_dir=is_dir)
+            outcome.deleted += len(victims)
         except FileNotFoundError:
             continue
-        victims = list(_bottom_up(path, shown)) if is_dir else [(path, shown, False)]
-        if outcome.skipped or (budget is not None and outcome.deleted + len(victims) > budget):
-            outcome.skipped += len(victims)
-            continue
-        for _, victim_shown, _ in victims:
-            on_event(ItemEvent(DELETING, victim_shown))
-        if options.dry_run:
-            outcome.deleted += len(victims)
-            continue
-        try:
-            if options.backup:
-                sink.remove(path, shown, is_dir=is_dir)
-            else:
-                for victim_path, _, victim_is_dir in victims:
-                    if victim_is_dir:
-                        os.rmdir(victim_path)
-                    else:
-                        os.unlink(victim_path)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             outcome.failures.append(FileFailure(shown, f"cannot delete: {reason}"))
-            continue
-        outcome.deleted += len(victims)
+        finally:
+            places.release_places()
     return outcome
 
 
@@ -86,40 +91,43 @@ def _kept_by_another_root(path: str, owner: int, roots: Sequence[TransferRoot]) 
     return False
 
 
-def _bottom_up(path: str, shown: str) -> Iterable[tuple[str, str, bool]]:
-    """(path, displayed path, is_dir) for a directory tree, contents before directories."""
-    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
-        rel = os.path.relpath(dirpath, path)
-        base = shown if rel == "." else f"{shown}/{rel}"
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            yield os.path.join(dirpath, name), f"{base}/{name}", False
-        yield dirpath, base + "/", True
+def _bottom_up(dir_fd: int, name: str, shown: str) -> list[str]:
+    """Displayed paths of a directory tree, contents before their directories (fwalk does
+    not follow symlinks; a symlink to a directory is listed as an entry)."""
+    victims = []
+    for dirpath, dirnames, filenames, fd in os.fwalk(name, topdown=False, dir_fd=dir_fd):
+        rel = dirpath[len(name) :].lstrip("/")
+        base = f"{shown}/{rel}" if rel else shown
+        links = [d for d in dirnames if stat.S_ISLNK(os.lstat(d, dir_fd=fd).st_mode)]
+        victims.extend(f"{base}/{entry}" for entry in filenames + links)
+        victims.append(base + "/")
+    return victims
 
 
 def apply_dir_attrs(
-    dir_attrs: Sequence[DirAttrs], roots: Sequence[TransferRoot], sink: FsSink
+    dir_attrs: Sequence[DirAttrs], roots: Sequence[TransferRoot], sink: FsSink, places: Places
 ) -> list[FileFailure]:
     """Set each directory's owner, mode and mtime, deepest first (the list is in discovery
     order, parents before children, so it is walked backwards)."""
     failures = []
     for attrs in reversed(dir_attrs):
-        root = roots[attrs.root]
-        path = root.dst_path(attrs.rel)
         entry = attrs.entry
         try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode):
-                continue
-            if (
+            dir_fd, name = places.place(attrs.root, attrs.rel)
+            st = os.lstat(name, dir_fd=dir_fd)
+            if stat.S_ISDIR(st.st_mode) and (
                 st.st_mtime_ns != entry.mtime_ns
                 or stat.S_IMODE(st.st_mode) != entry.perms
                 or (sink.is_root and (st.st_uid, st.st_gid) != (entry.uid, entry.gid))
             ):
-                sink.set_attrs(path, entry)
+                sink.set_attrs(dir_fd, name, entry)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            failures.append(FileFailure(root.display(attrs.rel) + "/", exc.strerror or str(exc)))
+            shown = roots[attrs.root].display(attrs.rel)
+            failures.append(FileFailure(shown + "/", exc.strerror or str(exc)))
+        finally:
+            places.release_places()
     return failures
 
 

@@ -184,13 +184,14 @@ class LocalPipeline:
                 self.observer.on_warning(report.deletions_suppressed_reason)
             else:
                 outcome = finish.apply_deletions(
-                    self.deletions, self.roots, sink, self.options, self.observer.on_item
+                    self.deletions, self.roots, sink, self.local, self.options,
+                    self.observer.on_item,
                 )
                 self.stats.deleted += outcome.deleted
                 report.deletions_skipped = outcome.skipped
                 self._add_failures(outcome.failures)
         if self.options.dry_run:
             return
-        self._add_failures(finish.apply_dir_attrs(self.dir_attrs, self.roots, sink))
+        self._add_failures(finish.apply_dir_attrs(self.dir_attrs, self.roots, sink, self.local))
         if self.verb is Verb.MOVE:
             finish.remove_emptied_sources(self.dir_attrs, self.roots)

@@ -3,7 +3,10 @@
 Every regular file is written to a hidden temp file in its destination directory, receives its
 data, owner, mode and mtime, and is renamed over the target, so no reader ever sees a torn file
 and a failure leaves the old file intact. On any failure, including a signal, the temp file is
-removed. Replaced or deleted entries are kept first when backups are on, as rsync's -b does."""
+removed. Replaced or deleted entries are kept first when backups are on, as rsync's -b does.
+
+Every destination operation names its place as (directory descriptor, name): the descriptors
+come from blit_core.pathsafe, so no write ever follows a symlink inside the destination."""
 
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ TEMP_SUFFIX = ".blit-tmp"
 _MAX_NAME_BYTES = 255
 _PERM_BITS = 0o7777
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Opening an existing entry to set its attributes: never through a symlink, never blocking on
+# a FIFO, and without needing read permission where the kernel allows.
+_ATTR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def current_umask() -> int:
@@ -51,31 +57,31 @@ class FsSink:
 
     # -- names ---------------------------------------------------------------------------
 
-    def temp_path(self, dst_path: str) -> str:
-        """A hidden temp name beside dst_path that still fits in NAME_MAX. It holds this
+    def temp_name(self, name: str) -> str:
+        """A hidden temp name beside `name` that still fits in NAME_MAX. It holds this
         process's id and a counter, so it is unique to this call: cleaning up after a failure
         may always remove it."""
-        head, _, name = dst_path.rpartition("/")
         tag = f".{self._pid}.{next(self._counter)}{TEMP_SUFFIX}"
         room = _MAX_NAME_BYTES - 1 - len(tag)
         if len(name) * 4 > room:  # a character is at most 4 bytes: only long names need this
             encoded = os.fsencode(name)
             if len(encoded) > room:
                 name = os.fsdecode(encoded[:room])
-        return f"{head}/.{name}{tag}" if head or dst_path.startswith("/") else f".{name}{tag}"
+        return f".{name}{tag}"
 
     # -- regular files -------------------------------------------------------------------
 
     def commit_file(
         self,
         src_path: str,
-        dst_path: str,
+        dir_fd: int,
+        name: str,
         entry: FileEntry,
         dst_mode: int | None,
         rel: str,
         dest: DestDir,
     ) -> str:
-        """Copy src_path over dst_path atomically; return the fast-copy strategy used.
+        """Copy src_path over `name` in dir_fd atomically; return the fast-copy strategy used.
 
         `dst_mode` is the st_mode of what the destination holds now, or None if nothing.
         This is the per-file hot path of every transfer, so it is written flat."""
@@ -83,13 +89,13 @@ class FsSink:
         try:
             if dst_mode is not None:
                 if self.options.inplace and stat.S_ISREG(dst_mode):
-                    return self._write_inplace(src_fd, dst_path, entry, rel, dest)
-                dst_mode = self._clear_directory(dst_path, dst_mode, rel)
+                    return self._write_inplace(src_fd, dir_fd, name, entry, rel, dest)
+                dst_mode = self._clear_directory(dir_fd, name, dst_mode, rel)
             perms = entry.mode & _PERM_BITS
-            temp = self.temp_path(dst_path)
+            temp = self.temp_name(name)
             out = -1
             try:  # opened inside: a signal may arrive just after the file is created
-                out = os.open(temp, _TEMP_FLAGS, perms & 0o777)
+                out = os.open(temp, _TEMP_FLAGS, perms & 0o777, dir_fd=dir_fd)
                 strategy = self._fill(src_fd, out, entry, dest)
                 self._finish_fd(
                     out, entry, fchmod_needed=perms != perms & self._create_mask,
@@ -98,24 +104,23 @@ class FsSink:
                 os.close(out)
                 out = -1
                 if dst_mode is not None and self.options.backup:
-                    self.backup(dst_path, rel)
-                os.rename(temp, dst_path)
+                    self.backup(dir_fd, name, rel)
+                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except BaseException:
                 if out >= 0:
                     os.close(out)
-                _unlink_quietly(temp)
+                _unlink_quietly(dir_fd, temp)
                 raise
             return strategy
         finally:
             os.close(src_fd)
 
     def _write_inplace(
-        self, src_fd: int, dst_path: str, entry: FileEntry, rel: str, dest: DestDir
+        self, src_fd: int, dir_fd: int, name: str, entry: FileEntry, rel: str, dest: DestDir
     ) -> str:
         if self.options.backup:  # a copy: a hard link would share the bytes about to change
-            shutil.copy2(dst_path, self._prepare_backup_target(dst_path, rel),
-                         follow_symlinks=False)
-        out = os.open(dst_path, os.O_WRONLY | os.O_NOFOLLOW)
+            self._copy_to_backup(dir_fd, name, rel)
+        out = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
             strategy = self._fill(src_fd, out, entry, dest)
             os.ftruncate(out, entry.size)
@@ -149,118 +154,171 @@ class FsSink:
     # -- other entry types ---------------------------------------------------------------
 
     def commit_symlink(
-        self, dst_path: str, entry: FileEntry, dst_mode: int | None, rel: str
+        self, dir_fd: int, name: str, entry: FileEntry, dst_mode: int | None, rel: str
     ) -> None:
         target = entry.target
         assert target is not None
-        self._place(dst_path, dst_mode, rel, lambda temp: os.symlink(target, temp), entry)
+        self._place(dir_fd, name, dst_mode, rel,
+                    lambda temp: os.symlink(target, temp, dir_fd=dir_fd), entry)
 
     def commit_hardlink(
-        self, existing_path: str, dst_path: str, dst_mode: int | None, rel: str
+        self,
+        existing: tuple[int, str],
+        dir_fd: int,
+        name: str,
+        dst_mode: int | None,
+        rel: str,
     ) -> None:
-        self._place(dst_path, dst_mode, rel, lambda temp: os.link(existing_path, temp), None)
+        """Link `name` to the destination entry `existing` (its directory fd and name)."""
+        existing_fd, existing_name = existing
+        self._place(
+            dir_fd, name, dst_mode, rel,
+            lambda temp: os.link(existing_name, temp, src_dir_fd=existing_fd,
+                                 dst_dir_fd=dir_fd, follow_symlinks=False),
+            None,
+        )
 
     def commit_special(
-        self, dst_path: str, entry: FileEntry, dst_mode: int | None, rel: str
+        self, dir_fd: int, name: str, entry: FileEntry, dst_mode: int | None, rel: str
     ) -> None:
-        self._place(
-            dst_path, dst_mode, rel, lambda temp: os.mknod(temp, entry.mode, entry.rdev), entry
-        )
+        self._place(dir_fd, name, dst_mode, rel,
+                    lambda temp: os.mknod(temp, entry.mode, entry.rdev, dir_fd=dir_fd), entry)
 
     def _place(
         self,
-        dst_path: str,
+        dir_fd: int,
+        name: str,
         dst_mode: int | None,
         rel: str,
         create: Callable[[str], None],
         entry: FileEntry | None,
     ) -> None:
         """Create a non-regular entry under a temp name, give it metadata, rename it into place."""
-        dst_mode = self._clear_directory(dst_path, dst_mode, rel)
-        temp = self.temp_path(dst_path)
+        dst_mode = self._clear_directory(dir_fd, name, dst_mode, rel)
+        temp = self.temp_name(name)
         try:  # created inside: a signal may arrive just after it exists
             create(temp)
             if entry is not None:
-                self.set_attrs(temp, entry)
+                self.set_attrs(dir_fd, temp, entry)
             if dst_mode is not None and self.options.backup:
-                self.backup(dst_path, rel)
-            os.rename(temp, dst_path)
+                self.backup(dir_fd, name, rel)
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            _unlink_quietly(temp)
+            _unlink_quietly(dir_fd, temp)
             raise
 
-    def _clear_directory(self, dst_path: str, dst_mode: int | None, rel: str) -> int | None:
+    def _clear_directory(
+        self, dir_fd: int, name: str, dst_mode: int | None, rel: str
+    ) -> int | None:
         """A directory where a non-directory must go is removed (or backed up) first."""
         if dst_mode is not None and stat.S_ISDIR(dst_mode):
             if self.replace_directories:
-                self.remove(dst_path, rel, is_dir=True)
+                self.remove(dir_fd, name, rel, is_dir=True)
             else:
                 try:
-                    os.rmdir(dst_path)
+                    os.rmdir(name, dir_fd=dir_fd)
                 except OSError as exc:
                     if exc.errno != errno.ENOTEMPTY:
                         raise
                     raise OSError(
                         exc.errno, "a non-empty directory stands in the way (mirror replaces it)",
-                        dst_path,
+                        rel,
                     ) from None
             return None
         return dst_mode
 
-    def make_dir(self, dst_path: str, dst_mode: int | None, rel: str) -> None:
+    def make_dir(self, dir_fd: int, name: str, dst_mode: int | None, rel: str) -> None:
         """Create a directory (owner-writable until its final mode is set at the end),
         replacing a non-directory that stands in its way."""
         if dst_mode is not None:
-            self.remove(dst_path, rel, is_dir=False)
-        os.mkdir(dst_path, 0o700)
+            self.remove(dir_fd, name, rel, is_dir=False)
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
 
-    def set_attrs(self, path: str, entry: FileEntry) -> None:
-        """Owner, mode and times on an existing path, never following a final symlink."""
-        is_link = stat.S_ISLNK(entry.mode)
-        if self.is_root:
-            os.lchown(path, entry.uid, entry.gid)
-        if not is_link:
-            os.chmod(path, entry.mode & _PERM_BITS)
-        os.utime(path, ns=(entry.atime_ns, entry.mtime_ns), follow_symlinks=False)
+    def set_attrs(self, dir_fd: int, name: str, entry: FileEntry) -> None:
+        """Owner, mode and times on an existing entry, never through a symlink."""
+        if stat.S_ISLNK(entry.mode):
+            if self.is_root:
+                os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(name, ns=(entry.atime_ns, entry.mtime_ns), dir_fd=dir_fd,
+                     follow_symlinks=False)
+            return
+        if not (stat.S_ISREG(entry.mode) or stat.S_ISDIR(entry.mode)):
+            # A device or FIFO is never opened; it was just created under its temp name here.
+            if self.is_root:
+                os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.chmod(name, entry.mode & _PERM_BITS, dir_fd=dir_fd)
+            os.utime(name, ns=(entry.atime_ns, entry.mtime_ns), dir_fd=dir_fd,
+                     follow_symlinks=False)
+            return
+        fd = os.open(name, _ATTR_FLAGS, dir_fd=dir_fd)
+        try:
+            if self.is_root:
+                os.fchown(fd, entry.uid, entry.gid)
+            os.fchmod(fd, entry.mode & _PERM_BITS)
+            os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
 
     # -- removal and backups ------------------------------------------------------------
 
-    def remove(self, path: str, rel: str, *, is_dir: bool) -> None:
+    def remove(self, dir_fd: int, name: str, rel: str, *, is_dir: bool) -> None:
         """Delete an entry (a whole tree for a directory), moving it to its backup when asked."""
         if self.options.backup:
-            shutil.move(path, self._prepare_backup_target(path, rel))
+            target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
+            try:
+                os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.move(_fd_path(dir_fd, name), target)  # a backup dir on another device
         elif is_dir:
-            shutil.rmtree(path)
+            shutil.rmtree(name, dir_fd=dir_fd)
         else:
-            os.unlink(path)
+            os.unlink(name, dir_fd=dir_fd)
 
-    def backup(self, path: str, rel: str) -> None:
+    def backup(self, dir_fd: int, name: str, rel: str) -> None:
         """Keep the current version of a file that is about to be replaced (rsync's -b).
 
         It is hard-linked to its backup name where possible, so the original stays in place
         until the caller's rename replaces it atomically."""
-        target = self._prepare_backup_target(path, rel)
+        target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
         try:
-            os.link(path, target, follow_symlinks=False)
+            os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd,
+                    follow_symlinks=False)
         except OSError:
-            shutil.copy2(path, target, follow_symlinks=False)
+            shutil.copy2(_fd_path(dir_fd, name), _fd_path(target_fd, target),
+                         follow_symlinks=False)
 
-    def _prepare_backup_target(self, path: str, rel: str) -> str:
-        """The backup name for path (--suffix, or the same relative path under --backup-dir),
-        with its parent created and any older backup removed."""
+    def _copy_to_backup(self, dir_fd: int, name: str, rel: str) -> None:
+        target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
+        shutil.copy2(_fd_path(dir_fd, name), _fd_path(target_fd, target), follow_symlinks=False)
+
+    def _prepare_backup_target(self, dir_fd: int, name: str, rel: str) -> tuple[int | None, str]:
+        """Where the backup of `name` goes, as (directory fd or None for a path, name or path):
+        NAME+suffix beside it, or the same relative path under --backup-dir (created as
+        needed). An older backup there is removed first."""
         suffix = self.options.effective_backup_suffix
         if self.options.backup_dir:
-            target = os.path.join(self.options.backup_dir, rel + suffix)
+            target_fd, target = None, os.path.join(self.options.backup_dir, rel + suffix)
             os.makedirs(os.path.dirname(target), exist_ok=True)
         else:
-            target = path + suffix
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        elif os.path.lexists(target):
-            os.unlink(target)
-        return target
+            target_fd, target = dir_fd, name + suffix
+        try:
+            old = os.lstat(target, dir_fd=target_fd)
+        except FileNotFoundError:
+            return target_fd, target
+        if stat.S_ISDIR(old.st_mode):
+            shutil.rmtree(target, dir_fd=target_fd)
+        else:
+            os.unlink(target, dir_fd=target_fd)
+        return target_fd, target
 
 
-def _unlink_quietly(path: str) -> None:
+def _fd_path(dir_fd: int | None, name: str) -> str:
+    """A path naming (dir_fd, name), for the few library calls that only take paths."""
+    return name if dir_fd is None else f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)

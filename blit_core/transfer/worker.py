@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from stat import S_ISREG
 from typing import NamedTuple
 
-from blit_core import hashing
+from blit_core import hashing, pathsafe
 from blit_core.models import FileEntry, FileFailure, ItemEvent
 from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.plan.compare import (
@@ -97,6 +97,7 @@ class Worker:
         self._progress_bytes = 0
         self._progress_files = 0
         self._file_bytes_reported = 0
+        self._dir_fds: dict[tuple[int, str], int] = {}
         self._progress_due = time.monotonic() + PROGRESS_INTERVAL_S
 
     # -- entry point ---------------------------------------------------------------------
@@ -118,10 +119,56 @@ class Worker:
         except Exception as exc:  # a bug: report it as fatal rather than lose the worker
             logger.debug("worker failed", exc_info=True)
             self.result.fatal = f"internal error in a worker: {exc!r} (run with --debug)"
+        finally:
+            self._close_dir_fds()
         self._flush_progress()
         self.result.final = True
         self.emit(self.result)
         self.result = JobResult()
+
+    # -- destination directories ---------------------------------------------------------
+
+    def _dir_fd(self, root_index: int, rel_dir: str) -> int:
+        """A descriptor of a destination directory, reached from its root without following
+        any symlink (see pathsafe), kept open until the current jobs end."""
+        key = (root_index, rel_dir)
+        fd = self._dir_fds.get(key)
+        if fd is None:
+            root_fd = self._dir_fds.get((root_index, ""))
+            if root_fd is None:
+                root = self.roots[root_index]
+                path = root.dst if root.is_dir else os.path.dirname(root.dst) or "."
+                root_fd = self._dir_fds[(root_index, "")] = pathsafe.open_root(path)
+            fd = root_fd if not rel_dir else pathsafe.open_beneath(root_fd, rel_dir)
+            self._dir_fds[key] = fd
+        return fd
+
+    def _place_of(self, where: EntryPath) -> tuple[int, str]:
+        """(directory descriptor, name) of an entry's destination. A root's own entry lives
+        in the directory the user named around it."""
+        root = self.roots[where.root]
+        if where.rel and root.is_dir:
+            head, _, name = where.rel.rpartition("/")
+            return self._dir_fd(where.root, head), name
+        key = (where.root, "..")
+        fd = self._dir_fds.get(key)
+        if fd is None:
+            parent = os.path.dirname(root.dst.rstrip("/")) or "."
+            fd = self._dir_fds[key] = pathsafe.open_root(parent)
+        return fd, os.path.basename(root.dst.rstrip("/"))
+
+    def place(self, root_index: int, rel: str) -> tuple[int, str]:
+        """(directory descriptor, name) of a destination entry, for the finishing phases."""
+        return self._place_of(EntryPath(root_index, rel, ""))
+
+    def release_places(self) -> None:
+        """Close the descriptors opened by place() and the jobs run so far."""
+        self._close_dir_fds()
+
+    def _close_dir_fds(self) -> None:
+        for fd in self._dir_fds.values():
+            os.close(fd)
+        self._dir_fds.clear()
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -333,11 +380,8 @@ class Worker:
             self._event("cd" + NEW_ATTRS, _dir_shown(shown))
             if not self.dry_run:
                 try:
-                    self.sink.make_dir(
-                        self.roots[root_index].dst_path(rel),
-                        dst_st.st_mode if dst_st else None,
-                        shown,
-                    )
+                    self.sink.make_dir(*self._place_of(where), dst_st.st_mode if dst_st else None,
+                                       shown)
                 except OSError as exc:
                     self._fail(_dir_shown(shown), exc)
                     return
@@ -348,9 +392,9 @@ class Worker:
             if needs_attr_update(attrs):
                 self._event(".d" + attrs, _dir_shown(shown))
             if not self.dry_run and not self.owner and not dst_st.st_mode & stat.S_IWUSR:
-                path = self.roots[root_index].dst_path(rel)
                 try:  # writable until its final mode is set, after its contents
-                    os.chmod(path, stat.S_IMODE(dst_st.st_mode) | 0o700)
+                    dir_fd, name = self._place_of(where)
+                    os.chmod(name, stat.S_IMODE(dst_st.st_mode) | 0o700, dir_fd=dir_fd)
                 except OSError as exc:
                     self._fail(_dir_shown(shown), exc)
                     return
@@ -377,7 +421,7 @@ class Worker:
                 self._event(".L" + attrs, shown)
                 if not self.dry_run:
                     try:
-                        self.sink.set_attrs(dst_path, entry)
+                        self.sink.set_attrs(*self._place_of(where), entry)
                     except OSError as exc:
                         self._fail(shown, exc)
                         return
@@ -392,7 +436,8 @@ class Worker:
             self.result.stats.symlinks_created += 1
             return
         try:
-            self.sink.commit_symlink(dst_path, entry, dst_st.st_mode if dst_st else None, shown)
+            self.sink.commit_symlink(*self._place_of(where), entry,
+                                     dst_st.st_mode if dst_st else None, shown)
         except OSError as exc:
             self._fail(shown, exc)
             return
@@ -405,7 +450,7 @@ class Worker:
         entry: FileEntry,
         dst_st: os.stat_result | None,
     ) -> None:
-        root_index, rel, shown = where
+        shown = where.shown
         is_device = stat.S_ISCHR(entry.mode) or stat.S_ISBLK(entry.mode)
         allowed = (self.options.devices if is_device else self.options.specials) and self.owner
         if not allowed:
@@ -423,9 +468,7 @@ class Worker:
         if not self.dry_run:
             try:
                 dst_mode = dst_st.st_mode if dst_st else None
-                self.sink.commit_special(
-                    self.roots[root_index].dst_path(rel), entry, dst_mode, shown
-                )
+                self.sink.commit_special(*self._place_of(where), entry, dst_mode, shown)
             except OSError as exc:
                 self._fail(shown, exc)
                 return
@@ -491,7 +534,7 @@ class Worker:
                 stats.attrs_updated += 1
                 if not self.dry_run:
                     try:
-                        self.sink.set_attrs(root.dst_path(rel), entry)
+                        self.sink.set_attrs(*self._place_of(where), entry)
                     except OSError as exc:
                         self._fail(shown, exc)
                         return
@@ -519,8 +562,10 @@ class Worker:
             if not self.dry_run:
                 self._file_bytes_reported = 0
                 try:
+                    dir_fd = self._dir_fd(job.root, job.rel_dir)
                     strategy = self.sink.commit_file(
-                        src_path, dst_path, entry, item.dst_mode, shown, job.dst_dir
+                        src_path, dir_fd, _basename(root, rel), entry, item.dst_mode, shown,
+                        job.dst_dir,
                     )
                 except OSError as exc:
                     self._fail(shown, exc, source_path=src_path)
@@ -569,8 +614,8 @@ class Worker:
         dest = self._dest_dir(os.path.dirname(leader_dst))
         planner = _BatchPlanner(self, leader.root, rel_dir, dest)
         failures_before = len(self.result.failures)
-        where = EntryPath(leader.root, leader.rel, leader_root.display(leader.rel))
-        self._plan_file(where, leader.entry, _lstat_or_none(leader_dst), planner)
+        leader_where = EntryPath(leader.root, leader.rel, leader_root.display(leader.rel))
+        self._plan_file(leader_where, leader.entry, _lstat_or_none(leader_dst), planner)
         planner.finish()
         if len(self.result.failures) > failures_before:
             return
@@ -595,7 +640,9 @@ class Worker:
             if not self.dry_run:
                 try:
                     self.sink.commit_hardlink(
-                        leader_dst, dst_path, dst_st.st_mode if dst_st else None, shown
+                        self._place_of(leader_where), *self._place_of(EntryPath(
+                            member.root, member.rel, shown)),
+                        dst_st.st_mode if dst_st else None, shown,
                     )
                 except OSError as exc:
                     self._fail(shown, exc)
@@ -682,6 +729,11 @@ class _BatchPlanner:
 
     def _job(self, items: list[CopyItem]) -> CopyJob:
         return CopyJob(self.root, self.rel_dir, self.dest, items)
+
+
+def _basename(root: TransferRoot, rel: str) -> str:
+    """The destination name of an entry: a file root may be copied under a new name."""
+    return rel.rpartition("/")[2] if root.is_dir else os.path.basename(root.dst)
 
 
 def _stat_of(dirent: os.DirEntry | None) -> os.stat_result | None:

@@ -214,3 +214,16 @@ def _alive(pid: int) -> bool:
             return "\tZ" not in next(line for line in status if line.startswith("State:"))
     except FileNotFoundError:
         return False
+
+
+def test_mirror_deletion_never_follows_symlinks_out_of_the_destination(tmp_path, run_blit):
+    write(tmp_path / "outside" / "keep", b"not yours")
+    (tmp_path / "s").mkdir()
+    write(tmp_path / "d" / "extra" / "inner" / "f", b"x")
+    os.symlink(tmp_path / "outside", tmp_path / "d" / "extra" / "inner" / "escape")
+    os.symlink(tmp_path / "outside", tmp_path / "d" / "top-link")
+    result = run_blit("mirror", "-i", f"{tmp_path / 's'}/", tmp_path / "d")
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(tmp_path / "d") == []
+    assert (tmp_path / "outside" / "keep").read_bytes() == b"not yours"
+    assert "*deleting extra/inner/escape" in result.stdout

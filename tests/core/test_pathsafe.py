@@ -1,0 +1,76 @@
+"""Destination directories are reached without following symlinks, and the sink's writes stay
+in the directory it opened even if that directory's path is swapped for a symlink."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from blit_core import pathsafe
+from blit_core.models import entry_from_stat
+from blit_core.options import TransferOptions
+from blit_core.transfer.jobs import DestDir
+from blit_core.transfer.sink import FsSink
+
+
+def test_open_beneath_walks_real_directories(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    root = pathsafe.open_root(str(tmp_path))
+    try:
+        fd = pathsafe.open_beneath(root, "a/b")
+        os.mkdir("made-here", dir_fd=fd)
+        os.close(fd)
+    finally:
+        os.close(root)
+    assert (tmp_path / "a" / "b" / "made-here").is_dir()
+
+
+def test_open_beneath_refuses_a_symlinked_component(tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "dst" / "a").mkdir(parents=True)
+    os.symlink(tmp_path / "outside", tmp_path / "dst" / "a" / "b")
+    root = pathsafe.open_root(str(tmp_path / "dst"))
+    try:
+        with pytest.raises(OSError) as caught:
+            pathsafe.open_beneath(root, "a/b")
+        assert caught.value.errno == errno.ENOTDIR
+        for bad in ("..", "a/../..", "a//b", "./a"):
+            with pytest.raises(OSError) as caught:
+                pathsafe.open_beneath(root, bad)
+            assert caught.value.errno in (errno.EINVAL, errno.ENOTDIR)
+    finally:
+        os.close(root)
+
+
+def test_the_root_itself_may_be_a_symlink_the_user_named(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "link")
+    fd = pathsafe.open_root(str(tmp_path / "link"))
+    os.mkdir("x", dir_fd=fd)
+    os.close(fd)
+    assert (tmp_path / "real" / "x").is_dir()
+
+
+def test_a_swapped_in_symlink_does_not_redirect_the_sinks_writes(tmp_path):
+    """The path of the directory being written is replaced by a symlink to elsewhere between
+    opening it and committing into it: the file still lands in the directory that was opened."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"payload")
+    (tmp_path / "dst" / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    root = pathsafe.open_root(str(tmp_path / "dst"))
+    sub = pathsafe.open_beneath(root, "sub")
+    try:
+        os.rename(tmp_path / "dst" / "sub", tmp_path / "dst" / "sub.moved")
+        os.symlink(tmp_path / "outside", tmp_path / "dst" / "sub")
+        sink = FsSink(TransferOptions(), replace_directories=False)
+        entry = entry_from_stat("f", os.lstat(tmp_path / "src" / "f"))
+        sink.commit_file(str(tmp_path / "src" / "f"), sub, "f", entry, None, "sub/f",
+                         DestDir(entry.dev, False))
+    finally:
+        os.close(sub)
+        os.close(root)
+    assert (tmp_path / "dst" / "sub.moved" / "f").read_bytes() == b"payload"
+    assert os.listdir(tmp_path / "outside") == []
