@@ -63,7 +63,9 @@ def build(root: Path, tree: dict) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@pytest.mark.parametrize(("verb", "rsync_args"), [("mirror", ["--delete"]), ("copy", [])])
+@pytest.mark.parametrize(
+    ("verb", "rsync_args"), [("mirror", ["--delete"]), ("copy", []), ("move", [])]
+)
 @given(source=TREES, prior=TREES)
 def test_blit_leaves_the_same_tree_as_rsync(
     tmp_path_factory, run_blit, verb, rsync_args, source, prior
@@ -72,11 +74,13 @@ def test_blit_leaves_the_same_tree_as_rsync(
     build(work / "src", source)
     build(work / "A", prior)
     build(work / "B", prior)
-    result = run_blit(verb, f"{work / 'src'}/", f"{work / 'A'}/")
     theirs = subprocess.run([RSYNC, "-a", *rsync_args, f"{work / 'src'}/", f"{work / 'B'}/"],
                             check=False, capture_output=True, text=True)
+    result = run_blit(verb, f"{work / 'src'}/", f"{work / 'A'}/")
     assert result.returncode == theirs.returncode, (result.stderr, theirs.stderr)
     assert_same_tree(work / "A", work / "B")
     if verb == "mirror":
         assert_same_tree(work / "src", work / "A")
+    if verb == "move" and result.returncode == 0:  # everything moved: no file is left behind
+        assert [p for p in (work / "src").rglob("*") if not p.is_dir() or p.is_symlink()] == []
     assert find_temp_files(work / "A") == []
