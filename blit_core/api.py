@@ -7,7 +7,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
-from blit_core.endpoints import resolve_local
+from blit_core.endpoints import check_not_overlapping, resolve_local
 from blit_core.models import TransferReport
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
@@ -27,6 +27,9 @@ def transfer(
     if options.files_from is not None:  # as rsync: a source directory is the list's base
         sources = [s.rstrip("/") + "/" if os.path.isdir(s) else s for s in sources]
     roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
+    filters = options.filters
+    for root in roots:
+        check_not_overlapping(root, lambda path: bool(filters) and filters.excludes(path, True))
     if options.backup_dir:  # relative to DST, as in rsync; normalised for comparisons
         base = into_dir or os.path.dirname(destination) or "."
         options = dataclasses.replace(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 from blit_core.errors import SelectionError, UsageError
 from blit_core.transfer.jobs import TransferRoot
@@ -47,8 +48,6 @@ def resolve_local(
         single_file_target = len(sources) == 1 and not dst_is_dir and not destination.endswith("/")
         target = destination if single_file_target else os.path.join(destination, name)
         roots.append(TransferRoot(source, target, name, False))
-    for root in roots:
-        _check_not_overlapping(root)
     needs_dir = not (len(roots) == 1 and not roots[0].is_dir and roots[0].dst == destination)
     if needs_dir and os.path.lexists(destination) and not dst_is_dir:
         raise UsageError(f"destination {destination!r} exists and is not a directory")
@@ -60,18 +59,24 @@ def resolve_local(
     return roots, destination if needs_dir else None
 
 
-def _check_not_overlapping(root: TransferRoot) -> None:
+def check_not_overlapping(root: TransferRoot, excluded: Callable[[str], bool]) -> None:
     """Refuse a destination that is its own source (a move would delete what it keeps) or
-    lies inside a source directory (the copy would copy itself)."""
+    lies inside a source directory (the copy would copy itself), unless a filter excludes
+    the destination's place in the source, as in rsync's `--exclude=/bk ./ bk/`.
+    `excluded(path)` says whether a directory path, relative to the transfer root, is."""
     src = os.path.realpath(root.src)
     dst = os.path.realpath(root.dst)
     if src == dst:
         raise UsageError(f"source {root.src!r} and destination {root.dst!r} are the same")
-    if root.is_dir and os.path.commonpath([src, dst]) == src:
-        raise UsageError(
-            f"destination {root.dst!r} is inside the source {root.src!r}; choose a destination "
-            "outside it"
-        )
+    if not root.is_dir or os.path.commonpath([src, dst]) != src:
+        return
+    parts = os.path.relpath(dst, src).split("/")
+    if any(excluded(root.display("/".join(parts[: i + 1]))) for i in range(len(parts))):
+        return
+    raise UsageError(
+        f"destination {root.dst!r} is inside the source {root.src!r}; choose a destination "
+        "outside it, or exclude it"
+    )
 
 
 def _stat_source(source: str, *, follow: bool) -> os.stat_result:

@@ -6,6 +6,7 @@ record here is small and picklable."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -30,6 +31,11 @@ class TransferRoot:
 
     def dst_path(self, rel: str) -> str:
         return f"{self.dst}/{rel}" if rel and self.is_dir else self.dst
+
+    def dest_rel(self, rel: str) -> str:
+        """The entry's path relative to the destination directory (where --backup-dir keeps
+        its backup): a file root copied under a new name is known by that name."""
+        return self.display(rel) if self.is_dir else os.path.basename(self.dst)
 
     def display(self, rel: str) -> str:
         """The path relative to the transfer root, as shown and as matched by filters."""

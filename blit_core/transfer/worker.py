@@ -165,6 +165,9 @@ class Worker:
         """Close the descriptors opened by place() and the jobs run so far."""
         self._close_dir_fds()
 
+    def _dest_rel(self, where: EntryPath) -> str:
+        return self.roots[where.root].dest_rel(where.rel)
+
     def _close_dir_fds(self) -> None:
         for fd in self._dir_fds.values():
             os.close(fd)
@@ -381,7 +384,7 @@ class Worker:
             if not self.dry_run:
                 try:
                     self.sink.make_dir(*self._place_of(where), dst_st.st_mode if dst_st else None,
-                                       shown)
+                                       self._dest_rel(where))
                 except OSError as exc:
                     self._fail(_dir_shown(shown), exc)
                     return
@@ -437,7 +440,7 @@ class Worker:
             return
         try:
             self.sink.commit_symlink(*self._place_of(where), entry,
-                                     dst_st.st_mode if dst_st else None, shown)
+                                     dst_st.st_mode if dst_st else None, self._dest_rel(where))
         except OSError as exc:
             self._fail(shown, exc)
             return
@@ -468,7 +471,8 @@ class Worker:
         if not self.dry_run:
             try:
                 dst_mode = dst_st.st_mode if dst_st else None
-                self.sink.commit_special(*self._place_of(where), entry, dst_mode, shown)
+                self.sink.commit_special(*self._place_of(where), entry, dst_mode,
+                                         self._dest_rel(where))
             except OSError as exc:
                 self._fail(shown, exc)
                 return
@@ -564,8 +568,8 @@ class Worker:
                 try:
                     dir_fd = self._dir_fd(job.root, job.rel_dir)
                     strategy = self.sink.commit_file(
-                        src_path, dir_fd, _basename(root, rel), entry, item.dst_mode, shown,
-                        job.dst_dir,
+                        src_path, dir_fd, _basename(root, rel), entry, item.dst_mode,
+                        root.dest_rel(rel), job.dst_dir,
                     )
                 except OSError as exc:
                     self._fail(shown, exc, source_path=src_path)
@@ -642,7 +646,7 @@ class Worker:
                     self.sink.commit_hardlink(
                         self._place_of(leader_where), *self._place_of(EntryPath(
                             member.root, member.rel, shown)),
-                        dst_st.st_mode if dst_st else None, shown,
+                        dst_st.st_mode if dst_st else None, root.dest_rel(member.rel),
                     )
                 except OSError as exc:
                     self._fail(shown, exc)

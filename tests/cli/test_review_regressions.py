@@ -227,3 +227,24 @@ def test_mirror_deletion_never_follows_symlinks_out_of_the_destination(tmp_path,
     assert os.listdir(tmp_path / "d") == []
     assert (tmp_path / "outside" / "keep").read_bytes() == b"not yours"
     assert "*deleting extra/inner/escape" in result.stdout
+
+
+def test_destination_inside_the_source_is_allowed_when_excluded(tmp_path, run_blit):
+    write(tmp_path / "data" / "f", b"x", T0)
+    result = run_blit("copy", "--exclude", "/bk", f"{tmp_path / 'data'}/",
+                      tmp_path / "data" / "bk")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "bk" / "f").read_bytes() == b"x"
+    assert not (tmp_path / "data" / "bk" / "bk").exists()
+    result = run_blit("copy", f"{tmp_path / 'data'}/", tmp_path / "data" / "bk")
+    assert result.returncode == 1
+
+
+def test_renamed_single_file_is_backed_up_under_its_destination_name(tmp_path, run_blit):
+    write(tmp_path / "f", b"new", T0 + 1)
+    write(tmp_path / "g", b"old", T0)
+    result = run_blit("copy", "-b", "--backup-dir", tmp_path / "B", tmp_path / "f",
+                      tmp_path / "g")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "B" / "g").read_bytes() == b"old"
+    assert (tmp_path / "g").read_bytes() == b"new"
