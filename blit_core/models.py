@@ -11,6 +11,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from blit_core.errors import EXIT_MAX_DELETE, EXIT_PARTIAL, EXIT_VANISHED
+
 
 class FileEntry(NamedTuple):
     """What the scanner saw of one directory entry (lstat, or stat with --copy-links)."""
@@ -114,8 +116,6 @@ class TransferReport:
     @property
     def exit_code(self) -> int:
         """rsync's numbering: 25 max-delete, 23 partial, 24 vanished only, else 0."""
-        from blit_core.errors import EXIT_MAX_DELETE, EXIT_PARTIAL, EXIT_VANISHED
-
         if any(not failure.vanished for failure in self.failures) or (
             self.failures_omitted and not self.failures
         ):

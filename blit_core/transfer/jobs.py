@@ -58,20 +58,11 @@ class CopyItem(NamedTuple):
     code: str  # itemize code of the change
 
 
-class DestDir(NamedTuple):
-    """What the sink needs to know about a destination directory: its filesystem (the key of
-    the fast-copy capability cache) and whether new files inherit its group (setgid)."""
-
-    dev: int
-    setgid: bool
-
-
 class CopyJob(NamedTuple):
     """Copy a batch of planned files of one directory (a large directory is split into many)."""
 
     root: int
     rel_dir: str
-    dst_dir: DestDir
     items: list[CopyItem]
 
 

@@ -83,19 +83,18 @@ class LocalPipeline:
             raise TransferInterrupted("interrupted; temp files removed") from None
         if self.fatal:
             raise FileIOError(self.fatal)
-        report = TransferReport(
+        deletions_skipped, suppressed_reason = self._finish()
+        return TransferReport(
             verb=self.verb.value,
             dry_run=self.options.dry_run,
             stats=self.stats,
             failures=self.failures,
             failures_omitted=self.failures_omitted,
             warnings=self.warnings,
-            duration_s=0.0,
+            duration_s=time.monotonic() - started,
+            deletions_skipped=deletions_skipped,
+            deletions_suppressed_reason=suppressed_reason,
         )
-        self._finish(report)
-        report.failures_omitted = self.failures_omitted
-        report.duration_s = time.monotonic() - started
-        return report
 
     # -- the dispatch loop ---------------------------------------------------------------
 
@@ -174,24 +173,25 @@ class LocalPipeline:
 
     # -- after every commit --------------------------------------------------------------
 
-    def _finish(self, report: TransferReport) -> None:
+    def _finish(self) -> tuple[int, str | None]:
+        """Deletions, directory attributes and move cleanup. Returns how many deletions
+        --max-delete held back, and why deletions were suppressed altogether, if they were."""
         sink = self.local.sink
-        if self.deletions:
-            if self.scan_incomplete:
-                report.deletions_suppressed_reason = (
-                    "some source directories could not be read, so nothing was deleted"
-                )
-                self.observer.on_warning(report.deletions_suppressed_reason)
-            else:
-                outcome = finish.apply_deletions(
-                    self.deletions, self.roots, sink, self.local, self.options,
-                    self.observer.on_item,
-                )
-                self.stats.deleted += outcome.deleted
-                report.deletions_skipped = outcome.skipped
-                self._add_failures(outcome.failures)
-        if self.options.dry_run:
-            return
-        self._add_failures(finish.apply_dir_attrs(self.dir_attrs, self.roots, sink, self.local))
-        if self.verb is Verb.MOVE:
-            finish.remove_emptied_sources(self.dir_attrs, self.roots)
+        skipped, suppressed_reason = 0, None
+        if self.deletions and self.scan_incomplete:
+            suppressed_reason = "some source directories could not be read, so nothing was deleted"
+            self.observer.on_warning(suppressed_reason)
+        elif self.deletions:
+            outcome = finish.apply_deletions(
+                self.deletions, self.roots, sink, self.local, self.options, self.observer.on_item
+            )
+            self.stats.deleted += outcome.deleted
+            skipped = outcome.skipped
+            self._add_failures(outcome.failures)
+        if not self.options.dry_run:
+            self._add_failures(
+                finish.apply_dir_attrs(self.dir_attrs, self.roots, sink, self.local)
+            )
+            if self.verb is Verb.MOVE:
+                finish.remove_emptied_sources(self.dir_attrs, self.roots)
+        return skipped, suppressed_reason

@@ -17,11 +17,11 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
+from typing import NamedTuple
 
 from blit_core.fastcopy import OnBytes, copy_file
 from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
-from blit_core.transfer.jobs import DestDir
 
 TEMP_SUFFIX = ".blit-tmp"
 _MAX_NAME_BYTES = 255
@@ -30,6 +30,19 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 # Opening an existing entry to set its attributes: never through a symlink, never blocking on
 # a FIFO, and without needing read permission where the kernel allows.
 _ATTR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class DestDir(NamedTuple):
+    """What the sink needs to know about a destination directory: its filesystem (the key of
+    the fast-copy capability cache) and whether new files inherit its group (setgid)."""
+
+    dev: int
+    setgid: bool
+
+    @classmethod
+    def of(cls, dir_fd: int) -> DestDir:
+        st = os.fstat(dir_fd)
+        return cls(st.st_dev, bool(st.st_mode & stat.S_ISGID))
 
 
 def current_umask() -> int:

@@ -32,7 +32,6 @@ from blit_core.transfer.jobs import (
     CopyItem,
     CopyJob,
     Deletion,
-    DestDir,
     DirAttrs,
     DirJob,
     HardLinkJob,
@@ -43,7 +42,7 @@ from blit_core.transfer.jobs import (
     RootJob,
     TransferRoot,
 )
-from blit_core.transfer.sink import FsSink
+from blit_core.transfer.sink import DestDir, FsSink
 
 BATCH_FILES = 512
 BATCH_BYTES = 64 << 20
@@ -234,16 +233,15 @@ class Worker:
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
         dst_listing: dict[str, os.DirEntry] = {}
-        try:
-            if job.dst_exists:
+        if job.dst_exists:
+            try:
                 dst_listing = list_dir_by_name(dst_dir)
-            dest = self._dest_dir(dst_dir)
-        except OSError as exc:
-            self._fail(_dir_shown(root.display(job.rel)), exc)
-            return
+            except OSError as exc:
+                self._fail(_dir_shown(root.display(job.rel)), exc)
+                return
         # Names the source provides; excluded and vanished ones are taken out as found.
         included = {dirent.name for dirent in listing} if self.mirror else set()
-        planner = _BatchPlanner(self, job.root, job.rel, dest)
+        planner = _BatchPlanner(self, job.root, job.rel)
         rel_prefix = job.rel + "/" if job.rel else ""
         filtering = bool(self.filters) or self.files_from is not None
         fast_check = self._fast_quick_check
@@ -293,16 +291,6 @@ class Worker:
             self._find_extraneous(job.root, job.rel, dst_listing, included)
         planner.finish()
 
-    def _dest_dir(self, path: str) -> DestDir:
-        """Facts about a destination directory; in a dry run it may not exist."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            if self.dry_run:
-                return DestDir(0, False)
-            raise
-        return DestDir(st.st_dev, bool(st.st_mode & stat.S_ISGID))
-
     def _scan_failure(
         self, shown: str, dirent: os.DirEntry, exc: OSError, included: set[str]
     ) -> None:
@@ -320,8 +308,6 @@ class Worker:
         self._fail(shown, exc, source_path=dirent.path)
 
     def _excluded(self, shown: str, dirent: os.DirEntry) -> bool:
-        if not self.filters and self.files_from is None:
-            return False
         try:
             is_dir = dirent.is_dir(follow_symlinks=self.options.copy_links)
         except OSError:
@@ -419,18 +405,10 @@ class Worker:
             return
         same_link = dst_st is not None and stat.S_ISLNK(dst_st.st_mode)
         if same_link and _readlink(dst_path) == entry.target:
-            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
-            if needs_attr_update(attrs):
-                self._event(".L" + attrs, shown)
-                if not self.dry_run:
-                    try:
-                        self.sink.set_attrs(*self._place_of(where), entry)
-                    except OSError as exc:
-                        self._fail(shown, exc)
-                        return
-                self.result.stats.attrs_updated += 1
+            assert dst_st is not None
             self.result.stats.files_unchanged += 1
-            self._remove_source(root.src_path(rel), dst_path, entry, shown)
+            if self._update_attrs(where, entry, dst_st):
+                self._remove_source(root.src_path(rel), dst_path, entry, shown)
             return
         code = "cL" + (NEW_ATTRS if dst_st is None else "c" + attrs_differ(
             entry, dst_st, self.options, owner=self.owner)[1:])
@@ -477,6 +455,25 @@ class Worker:
                 self._fail(shown, exc)
                 return
         self.result.stats.specials_created += 1
+
+    def _update_attrs(
+        self, where: EntryPath, entry: FileEntry, dst_st: os.stat_result
+    ) -> bool:
+        """An up-to-date file or symlink whose owner, mode or mtime differ gets them fixed in
+        place (rsync's '.f...p.....'). False if that failed (and was reported)."""
+        attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
+        if not needs_attr_update(attrs):
+            return True
+        kind = "f" if stat.S_ISREG(entry.mode) else "L"
+        self._event("." + kind + attrs, where.shown)
+        if not self.dry_run:
+            try:
+                self.sink.set_attrs(*self._place_of(where), entry)
+            except OSError as exc:
+                self._fail(where.shown, exc)
+                return False
+        self.result.stats.attrs_updated += 1
+        return True
 
     def _skip_by_existence(self, dst: os.stat_result | None) -> bool:
         """--existing and --ignore-existing for entries that are not regular files."""
@@ -532,17 +529,8 @@ class Worker:
         if decision is Decision.UP_TO_DATE:
             assert dst_st is not None
             stats.files_unchanged += 1
-            attrs = attrs_differ(entry, dst_st, self.options, owner=self.owner)
-            if needs_attr_update(attrs):
-                self._event(".f" + attrs, shown)
-                stats.attrs_updated += 1
-                if not self.dry_run:
-                    try:
-                        self.sink.set_attrs(*self._place_of(where), entry)
-                    except OSError as exc:
-                        self._fail(shown, exc)
-                        return
-            self._remove_source(root.src_path(rel), root.dst_path(rel), entry, shown)
+            if self._update_attrs(where, entry, dst_st):
+                self._remove_source(root.src_path(rel), root.dst_path(rel), entry, shown)
             return
         if dst_st is None:
             code = NEW_FILE_CODE
@@ -557,19 +545,20 @@ class Worker:
         root = self.roots[job.root]
         stats = self.result.stats
         rel_prefix = job.rel_dir + "/" if job.rel_dir else ""
+        dest: DestDir | None = None
         for count, item in enumerate(job.items, 1):
             entry = item.entry
             rel = rel_prefix + entry.name
             shown = root.display(rel)
             src_path = root.src_path(rel)
-            dst_path = root.dst_path(rel)
             if not self.dry_run:
                 self._file_bytes_reported = 0
                 try:
-                    dir_fd = self._dir_fd(job.root, job.rel_dir)
+                    dir_fd, name = self._place_of(EntryPath(job.root, rel, shown))
+                    if dest is None:
+                        dest = DestDir.of(dir_fd)
                     strategy = self.sink.commit_file(
-                        src_path, dir_fd, _basename(root, rel), entry, item.dst_mode,
-                        root.dest_rel(rel), job.dst_dir,
+                        src_path, dir_fd, name, entry, item.dst_mode, root.dest_rel(rel), dest
                     )
                 except OSError as exc:
                     self._fail(shown, exc, source_path=src_path)
@@ -584,7 +573,7 @@ class Worker:
             stats.bytes_transferred += entry.size
             self._count_done(entry.size)
             if self.move:
-                self._remove_source(src_path, dst_path, entry, shown)
+                self._remove_source(src_path, root.dst_path(rel), entry, shown)
             if count % 256 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
 
@@ -603,8 +592,7 @@ class Worker:
                 dst_st = os.stat(root.dst)  # DST itself may be a symlink to a directory
             self._handle_dir(EntryPath(job.root, "", root.prefix), entry, dst_st)
             return
-        dest = self._dest_dir(os.path.dirname(root.dst) or ".")
-        planner = _BatchPlanner(self, job.root, "", dest)
+        planner = _BatchPlanner(self, job.root, "")
         self._handle_entry(EntryPath(job.root, "", root.prefix), entry, dst_st, planner)
         planner.finish()
 
@@ -615,8 +603,7 @@ class Worker:
         leader_root = self.roots[leader.root]
         leader_dst = leader_root.dst_path(leader.rel)
         rel_dir = os.path.dirname(leader.rel)
-        dest = self._dest_dir(os.path.dirname(leader_dst))
-        planner = _BatchPlanner(self, leader.root, rel_dir, dest)
+        planner = _BatchPlanner(self, leader.root, rel_dir)
         failures_before = len(self.result.failures)
         leader_where = EntryPath(leader.root, leader.rel, leader_root.display(leader.rel))
         self._plan_file(leader_where, leader.entry, _lstat_or_none(leader_dst), planner)
@@ -703,11 +690,10 @@ class _BatchPlanner:
     partial one run in this worker; other full batches go back to the pipeline as CopyJobs, so
     idle workers share a large directory."""
 
-    def __init__(self, worker: Worker, root: int, rel_dir: str, dest: DestDir) -> None:
+    def __init__(self, worker: Worker, root: int, rel_dir: str) -> None:
         self.worker = worker
         self.root = root
         self.rel_dir = rel_dir
-        self.dest = dest
         self.batch: list[CopyItem] = []
         self.batch_bytes = 0
         self.kept: list[CopyItem] | None = None
@@ -732,12 +718,7 @@ class _BatchPlanner:
                 self.worker._copy_batch(self._job(items))
 
     def _job(self, items: list[CopyItem]) -> CopyJob:
-        return CopyJob(self.root, self.rel_dir, self.dest, items)
-
-
-def _basename(root: TransferRoot, rel: str) -> str:
-    """The destination name of an entry: a file root may be copied under a new name."""
-    return rel.rpartition("/")[2] if root.is_dir else os.path.basename(root.dst)
+        return CopyJob(self.root, self.rel_dir, items)
 
 
 def _stat_of(dirent: os.DirEntry | None) -> os.stat_result | None:

@@ -11,8 +11,7 @@ import pytest
 from blit_core import pathsafe
 from blit_core.models import entry_from_stat
 from blit_core.options import TransferOptions
-from blit_core.transfer.jobs import DestDir
-from blit_core.transfer.sink import FsSink
+from blit_core.transfer.sink import DestDir, FsSink
 
 
 def test_open_beneath_walks_real_directories(tmp_path):
