@@ -40,6 +40,38 @@ class TransferInterrupted(BlitError):
     exit_code = 20
 
 
+class RemoteError(BlitError):
+    """The daemon cannot be reached, or refuses the session: unknown module, read-only
+    module, protocol version mismatch, too many sessions (exit 5, rsync's "error starting
+    client-server protocol")."""
+
+    exit_code = 5
+
+
+class ConnectionLost(BlitError):
+    """The connection to the peer broke during the transfer (exit 10, rsync's socket I/O
+    error)."""
+
+    exit_code = 10
+
+
+class ProtocolError(BlitError):
+    """The peer sent something the protocol does not allow (exit 12, rsync's protocol data
+    stream error)."""
+
+    exit_code = 12
+
+
+class UnsafePathError(ProtocolError):
+    """A path that arrived over the wire is not a safe relative path inside the module."""
+
+
+class PeerTimeout(BlitError):
+    """The peer stopped reading or writing for longer than the timeout (exit 30)."""
+
+    exit_code = 30
+
+
 EXIT_PARTIAL = 23
 EXIT_VANISHED = 24
 EXIT_MAX_DELETE = 25
