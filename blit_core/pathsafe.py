@@ -4,12 +4,18 @@ Every write into a destination happens relative to a directory file descriptor. 
 descriptors are opened one path component at a time with O_NOFOLLOW, starting from the
 destination root, so a symlink that appears inside the destination (even one swapped in while a
 transfer runs) can never redirect a write outside it. The root itself is opened as the user
-named it, and may be a symlink to a directory."""
+named it, and may be a symlink to a directory.
+
+Paths that arrive over the wire are checked first by `validate_wire_path`: only plain relative
+POSIX paths pass, so no peer can name anything outside the module it was given."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+
+from blit_core.errors import UnsafePathError
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -43,3 +49,48 @@ def open_beneath(root_fd: int, rel: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+MAX_WIRE_PATH_BYTES = 4096
+MAX_WIRE_NAME_BYTES = 255
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def validate_wire_path(path: str) -> str:
+    """`path` unchanged if it is a safe module-relative path from a peer, else UnsafePathError.
+
+    "" is the module root; anything else is names joined by single '/', none empty, '.' or
+    '..', with no NUL or backslash, no drive ("C:") first, at most 4096 bytes in all and 255
+    per name (names may be non-UTF-8: they are measured as os.fsencode encodes them)."""
+    if path:
+        problem = _wire_path_problem(path)
+        if problem:
+            raise UnsafePathError(f"unsafe path {path!r} from the peer: {problem}")
+    return path
+
+
+def _wire_path_problem(path: str) -> str | None:
+    """Why `path` (not empty) is unsafe, or None when it is safe."""
+    if "\x00" in path:
+        return "it contains NUL"
+    if "\\" in path:
+        return "it contains a backslash"
+    if path.startswith("/"):
+        return "it is absolute"
+    try:
+        size = len(os.fsencode(path))
+    except UnicodeEncodeError:
+        return "it cannot be encoded as a file name"
+    if size > MAX_WIRE_PATH_BYTES:
+        return f"it is longer than {MAX_WIRE_PATH_BYTES} bytes"
+    names = path.split("/")
+    if _DRIVE.fullmatch(names[0]):
+        return "it starts with a drive name"
+    for name in names:
+        if not name:
+            return "it has an empty name (a doubled or trailing '/')"
+        if name in (".", ".."):
+            return f"it has a {name!r} component"
+        if len(os.fsencode(name)) > MAX_WIRE_NAME_BYTES:
+            return f"a name in it is longer than {MAX_WIRE_NAME_BYTES} bytes"
+    return None

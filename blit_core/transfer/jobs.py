@@ -119,6 +119,8 @@ class JobResult:
     events: list[ItemEvent] = field(default_factory=list)
     failures: list[FileFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # move with a remote SOURCE: (root, rel, size, mtime_ns) of copies committed and verified
+    confirmed: list[tuple[int, str, int, int]] = field(default_factory=list)
     scan_incomplete: bool = False
     fatal: str | None = None
     final: bool = False
@@ -128,6 +130,7 @@ class JobResult:
         return (
             len(self.subdirs) + len(self.copy_jobs) + len(self.dir_attrs) + len(self.deletions)
             + len(self.hardlinks) + len(self.events) + len(self.failures) + len(self.warnings)
+            + len(self.confirmed)
         )
 
 

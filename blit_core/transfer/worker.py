@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from stat import S_ISREG
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from blit_core import hashing, pathsafe
 from blit_core.models import FileEntry, FileFailure, ItemEvent
@@ -44,6 +44,9 @@ from blit_core.transfer.jobs import (
 )
 from blit_core.transfer.sink import DestDir, FsSink
 
+if TYPE_CHECKING:
+    from blit_core.transfer.source import ManifestOutput
+
 BATCH_FILES = 512
 BATCH_BYTES = 64 << 20
 PART_RECORDS = 2048
@@ -67,8 +70,23 @@ class Worker:
         options: TransferOptions,
         verb: Verb,
         emit: Callable[[JobResult | Progress], None],
+        *,
+        remote_source: bool = False,
+        jail: str | None = None,
+        manifest: ManifestOutput | None = None,
     ) -> None:
+        """`remote_source`: the source is on the other side of a session (this worker is a
+        remote transfer's DESTINATION): listings arrive through plan_listing, file copies are
+        handed back as CopyJobs (needs) instead of run, and a move's sources are confirmed
+        in result.confirmed rather than removed. `jail`: every destination root must lie
+        beneath this directory (a daemon module), reached without following any symlink.
+        `manifest`: this worker is a remote transfer's SOURCE: listings (and roots) are
+        written there instead of being compared with a destination."""
         self.roots = roots
+        self.manifest = manifest
+        self.remote_source = remote_source
+        self.jail = jail
+        self.source_digests: dict[tuple[int, str], bytes] = {}
         self.options = options
         self.verb = verb
         self.emit = emit
@@ -137,7 +155,7 @@ class Worker:
             if root_fd is None:
                 root = self.roots[root_index]
                 path = root.dst if root.is_dir else os.path.dirname(root.dst) or "."
-                root_fd = self._dir_fds[(root_index, "")] = pathsafe.open_root(path)
+                root_fd = self._dir_fds[(root_index, "")] = self._open_root(path)
             fd = root_fd if not rel_dir else pathsafe.open_beneath(root_fd, rel_dir)
             self._dir_fds[key] = fd
         return fd
@@ -153,8 +171,20 @@ class Worker:
         fd = self._dir_fds.get(key)
         if fd is None:
             parent = os.path.dirname(root.dst.rstrip("/")) or "."
-            fd = self._dir_fds[key] = pathsafe.open_root(parent)
+            fd = self._dir_fds[key] = self._open_root(parent)
         return fd, os.path.basename(root.dst.rstrip("/"))
+
+    def _open_root(self, path: str) -> int:
+        """A destination root's descriptor: as named locally, or reached from the jail (a
+        daemon module) one component at a time without following symlinks."""
+        if self.jail is None:
+            return pathsafe.open_root(path)
+        jail_fd = pathsafe.open_root(self.jail)
+        try:
+            rel = os.path.relpath(path, self.jail)
+            return pathsafe.open_beneath(jail_fd, "" if rel == "." else rel)
+        finally:
+            os.close(jail_fd)
 
     def place(self, root_index: int, rel: str) -> tuple[int, str]:
         """(directory descriptor, name) of a destination entry, for the finishing phases."""
@@ -224,87 +254,108 @@ class Worker:
 
     def _run_dir(self, job: DirJob) -> None:
         root = self.roots[job.root]
-        src_dir = root.src_path(job.rel)
-        dst_dir = root.dst_path(job.rel)
         try:
-            listing = list_dir(src_dir)
+            listing = list_dir(root.src_path(job.rel))
         except OSError as exc:
             self.result.scan_incomplete = True
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
-        dst_listing: dict[str, os.DirEntry] = {}
-        if job.dst_exists:
-            try:
-                dst_listing = list_dir_by_name(dst_dir)
-            except OSError as exc:
-                self._fail(_dir_shown(root.display(job.rel)), exc)
-                return
-        # Names the source provides; excluded and vanished ones are taken out as found.
-        included = {dirent.name for dirent in listing} if self.mirror else set()
-        planner = _BatchPlanner(self, job.root, job.rel)
-        rel_prefix = job.rel + "/" if job.rel else ""
+        dir_pass = self.open_dir_pass(job.root, job.rel, job.dst_exists)
+        if dir_pass is None:
+            return
+        dst_listing = dir_pass.dst_listing
+        rel_prefix = dir_pass.rel_prefix
         filtering = bool(self.filters) or self.files_from is not None
         fast_check = self._fast_quick_check
-        owner = self.owner
-        hard_links = self.options.hard_links
-        unchanged = unchanged_bytes = handled = 0
         for dirent in listing:
             name = dirent.name
             if filtering and self._excluded(root.display(rel_prefix + name), dirent):
-                included.discard(name)
                 continue
             dst_dirent = dst_listing.get(name)
             try:
                 src_st = dirent.stat(follow_symlinks=False)
-                if fast_check and dst_dirent is not None:
-                    # The common case, decided without building records: under the default
-                    # quick check (no policy options, not a move), a regular file whose size,
-                    # mtime, mode with file type (and owner, as root) all match needs nothing.
-                    dst_st = dst_dirent.stat(follow_symlinks=False)
-                    if (
-                        dst_st.st_mtime_ns == src_st.st_mtime_ns
-                        and dst_st.st_size == src_st.st_size
-                        and dst_st.st_mode == src_st.st_mode
-                        and S_ISREG(src_st.st_mode)
-                        and (src_st.st_nlink == 1 or not hard_links)
-                        and (not owner or (dst_st.st_uid == src_st.st_uid
-                                           and dst_st.st_gid == src_st.st_gid))
-                    ):
-                        unchanged += 1
-                        unchanged_bytes += src_st.st_size
-                        continue
+                if fast_check and dst_dirent is not None and self._looks_unchanged(
+                    src_st.st_mode, src_st.st_size, src_st.st_mtime_ns, src_st.st_nlink,
+                    src_st.st_uid, src_st.st_gid, dst_dirent.stat(follow_symlinks=False),
+                ):
+                    dir_pass.unchanged(name, src_st.st_size)
+                    continue
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
-                self._scan_failure(root.display(rel_prefix + name), dirent, exc, included)
+                self._scan_failure(root.display(rel_prefix + name), dirent, exc, dir_pass)
                 continue
-            rel = rel_prefix + name
-            self._handle_entry(EntryPath(job.root, rel, root.display(rel)), entry,
-                               _stat_of(dst_dirent), planner)
-            handled += 1
-            if handled & 1023 == 0 and self.result.size() >= PART_RECORDS:
-                self._send_part()
-        stats = self.result.stats
-        stats.files_seen += unchanged
-        stats.files_unchanged += unchanged
-        stats.bytes_total += unchanged_bytes
-        if self.mirror and dst_listing:
-            self._find_extraneous(job.root, job.rel, dst_listing, included)
-        planner.finish()
+            dir_pass.handle(entry, dst_dirent)
+        dir_pass.finish()
+
+    def open_dir_pass(self, root_index: int, rel: str, dst_exists: bool) -> _DirPass | None:
+        """Start comparing one directory: list its destination (None, reported, if that
+        fails). A remote transfer's SOURCE writes the listing into its manifest instead."""
+        if self.manifest is not None:
+            return self.manifest.open_dir(root_index, rel)
+        dst_listing: dict[str, os.DirEntry] = {}
+        if dst_exists:
+            root = self.roots[root_index]
+            try:
+                dst_listing = list_dir_by_name(root.dst_path(rel))
+            except OSError as exc:
+                self._fail(_dir_shown(root.display(rel)), exc)
+                return None
+        return _DirPass(self, root_index, rel, dst_listing)
+
+    def plan_listing(self, dir_pass: _DirPass, entries: Sequence[tuple[FileEntry, bytes]]) -> None:
+        """Compare entries of a listing that arrived from a remote SOURCE (already filtered
+        there), with their digests under --checksum."""
+        fast_check = self._fast_quick_check
+        dst_listing = dir_pass.dst_listing
+        for entry, digest in entries:
+            dst_dirent = dst_listing.get(entry.name)
+            if fast_check and dst_dirent is not None:
+                try:
+                    dst_st = dst_dirent.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    dst_dirent = None
+                else:
+                    if self._looks_unchanged(entry.mode, entry.size, entry.mtime_ns, entry.nlink,
+                                             entry.uid, entry.gid, dst_st):
+                        dir_pass.unchanged(entry.name, entry.size)
+                        continue
+            if digest:
+                key = (dir_pass.root_index, dir_pass.rel_prefix + entry.name)
+                self.source_digests[key] = digest
+            dir_pass.handle(entry, dst_dirent)
+
+    def _looks_unchanged(
+        self, mode: int, size: int, mtime_ns: int, nlink: int, uid: int, gid: int,
+        dst_st: os.stat_result,
+    ) -> bool:
+        """The common case, decided without building records: under the default quick check
+        (no policy options, not a move), a regular file whose size, mtime, mode with file type
+        (and owner, as root) all match needs nothing."""
+        return (
+            dst_st.st_mtime_ns == mtime_ns
+            and dst_st.st_size == size
+            and dst_st.st_mode == mode
+            and S_ISREG(mode)
+            and (nlink == 1 or not self.options.hard_links)
+            and (not self.owner or (dst_st.st_uid == uid and dst_st.st_gid == gid))
+        )
 
     def _scan_failure(
-        self, shown: str, dirent: os.DirEntry, exc: OSError, included: set[str]
+        self, shown: str, dirent: os.DirEntry, exc: OSError, dir_pass: _DirPass | None
     ) -> None:
         """An entry that was listed but could not be read. If it vanished, it is simply gone;
         otherwise its destination copy must not be deleted as extraneous, and, as in rsync,
         mirror then deletes nothing at all."""
-        if self.options.copy_links and exc.errno == errno.ENOENT and dirent.is_symlink():
+        dangling = (
+            self.options.copy_links and exc.errno == errno.ENOENT and dirent.is_symlink()
+        )
+        if dangling or exc.errno != errno.ENOENT or exc.filename != dirent.path:
+            self.result.scan_incomplete = True
+            if dir_pass is not None:
+                dir_pass.keep(dirent.name)
+        if dangling:
             self.result.failures.append(FileFailure(shown, "symlink has no referent (-L)"))
-            self.result.scan_incomplete = True
             return
-        if exc.errno == errno.ENOENT and exc.filename == dirent.path:
-            included.discard(dirent.name)
-        else:
-            self.result.scan_incomplete = True
         self._fail(shown, exc, source_path=dirent.path)
 
     def _excluded(self, shown: str, dirent: os.DirEntry) -> bool:
@@ -408,7 +459,7 @@ class Worker:
             assert dst_st is not None
             self.result.stats.files_unchanged += 1
             if self._update_attrs(where, entry, dst_st):
-                self._remove_source(root.src_path(rel), dst_path, entry, shown)
+                self._remove_source(where, entry)
             return
         code = "cL" + (NEW_ATTRS if dst_st is None else "c" + attrs_differ(
             entry, dst_st, self.options, owner=self.owner)[1:])
@@ -423,7 +474,7 @@ class Worker:
             self._fail(shown, exc)
             return
         self.result.stats.symlinks_created += 1
-        self._remove_source(root.src_path(rel), dst_path, entry, shown)
+        self._remove_source(where, entry)
 
     def _handle_special(
         self,
@@ -511,18 +562,13 @@ class Worker:
         dst_st: os.stat_result | None,
         planner: _BatchPlanner,
     ) -> None:
-        root_index, rel, shown = where
         stats = self.result.stats
         stats.files_seen += 1
         stats.bytes_total += entry.size
         if dst_st is None and not self._file_policies:  # a new file: the common case
             planner.add(CopyItem(entry, None, NEW_FILE_CODE))
             return
-        root = self.roots[root_index]
-        decision = decide_file(
-            entry, dst_st, self.options,
-            lambda: hashing.same_content(root.src_path(rel), root.dst_path(rel)),
-        )
+        decision = decide_file(entry, dst_st, self.options, lambda: self._same_content(where))
         if decision is Decision.SKIP:
             stats.files_skipped += 1
             return
@@ -530,7 +576,7 @@ class Worker:
             assert dst_st is not None
             stats.files_unchanged += 1
             if self._update_attrs(where, entry, dst_st):
-                self._remove_source(root.src_path(rel), root.dst_path(rel), entry, shown)
+                self._remove_source(where, entry)
             return
         if dst_st is None:
             code = NEW_FILE_CODE
@@ -543,7 +589,6 @@ class Worker:
 
     def _copy_batch(self, job: CopyJob) -> None:
         root = self.roots[job.root]
-        stats = self.result.stats
         rel_prefix = job.rel_dir + "/" if job.rel_dir else ""
         dest: DestDir | None = None
         for count, item in enumerate(job.items, 1):
@@ -563,19 +608,31 @@ class Worker:
                 except OSError as exc:
                     self._fail(shown, exc, source_path=src_path)
                     continue
-                stats.count_strategy(strategy, entry.size)
-            self._event(item.code, shown)
-            stats.files_transferred += 1
-            if item.dst_mode is None:
-                stats.files_created += 1
             else:
-                stats.files_updated += 1
-            stats.bytes_transferred += entry.size
-            self._count_done(entry.size)
-            if self.move:
-                self._remove_source(src_path, root.dst_path(rel), entry, shown)
+                strategy = None
+            self.record_copy(EntryPath(job.root, rel, shown), item, strategy)
             if count % 256 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
+
+    def record_copy(self, where: EntryPath, item: CopyItem, strategy: str | None) -> None:
+        """A file's copy is committed (or would be, in a dry run): count and report it, and
+        for move, remove or confirm its source."""
+        entry = item.entry
+        stats = self.result.stats
+        if strategy is not None:
+            stats.count_strategy(strategy, entry.size)
+        self._event(item.code, where.shown)
+        stats.files_transferred += 1
+        if item.dst_mode is None:
+            stats.files_created += 1
+        else:
+            stats.files_updated += 1
+        stats.bytes_transferred += entry.size
+        self._count_done(entry.size)
+        if self.move:
+            self._remove_source(where, entry)
+        if self.remote_source:
+            self.source_digests.pop((where.root, where.rel), None)
 
     def _run_root(self, job: RootJob) -> None:
         """Start a root. A file root's paths ignore `rel` (see TransferRoot)."""
@@ -584,16 +641,30 @@ class Worker:
         try:
             entry = read_path(root.src, root.prefix, follow_links=follow)
         except OSError as exc:
+            self.result.scan_incomplete = True
             self._fail(root.prefix or "./", exc, source_path=root.src)
             return
+        if self.manifest is not None:
+            self.manifest.root(job.root, entry)
+            if root.is_dir:
+                self.result.subdirs.append(DirJob(job.root, "", True))
+            return
+        self.start_root(job.root, entry)
+
+    def start_root(self, root_index: int, entry: FileEntry, digest: bytes = b"") -> None:
+        """Compare a root's source entry with its destination and apply the difference."""
+        root = self.roots[root_index]
+        if digest:
+            self.source_digests[(root_index, "")] = digest
         dst_st = _lstat_or_none(root.dst)
+        where = EntryPath(root_index, "", root.prefix)
         if root.is_dir:
             if dst_st is not None and stat.S_ISLNK(dst_st.st_mode) and os.path.isdir(root.dst):
                 dst_st = os.stat(root.dst)  # DST itself may be a symlink to a directory
-            self._handle_dir(EntryPath(job.root, "", root.prefix), entry, dst_st)
+            self._handle_dir(where, entry, dst_st)
             return
-        planner = _BatchPlanner(self, job.root, "")
-        self._handle_entry(EntryPath(job.root, "", root.prefix), entry, dst_st, planner)
+        planner = _BatchPlanner(self, root_index, "")
+        self._handle_entry(where, entry, dst_st, planner)
         planner.finish()
 
     def _link_group(self, job: HardLinkJob) -> None:
@@ -617,6 +688,7 @@ class Worker:
         for member in followers:
             root = self.roots[member.root]
             shown = root.display(member.rel)
+            member_where = EntryPath(member.root, member.rel, shown)
             dst_path = root.dst_path(member.rel)
             dst_st = _lstat_or_none(dst_path)
             self.result.stats.files_seen += 1
@@ -625,31 +697,51 @@ class Worker:
                 continue
             if dst_st is not None and not self.dry_run and os.path.samefile(dst_path, leader_dst):
                 self.result.stats.files_unchanged += 1
-                self._remove_source(root.src_path(member.rel), dst_path, member.entry, shown)
+                self._remove_source(member_where, member.entry)
                 continue
             self._event("hf" + NEW_ATTRS, f"{shown} => {leader_root.display(leader.rel)}")
             if not self.dry_run:
                 try:
                     self.sink.commit_hardlink(
-                        self._place_of(leader_where), *self._place_of(EntryPath(
-                            member.root, member.rel, shown)),
+                        self._place_of(leader_where), *self._place_of(member_where),
                         dst_st.st_mode if dst_st else None, root.dest_rel(member.rel),
                     )
                 except OSError as exc:
                     self._fail(shown, exc)
                     continue
             self.result.stats.hardlinks_created += 1
-            self._remove_source(root.src_path(member.rel), dst_path, member.entry, shown)
+            self._remove_source(member_where, member.entry)
 
     # -- move ----------------------------------------------------------------------------
 
-    def _remove_source(self, src_path: str, dst_path: str, entry: FileEntry, shown: str) -> None:
+    def _same_content(self, where: EntryPath) -> bool:
+        """--checksum: the destination file has the source's content (a remote source sent
+        its digest in the manifest)."""
+        root = self.roots[where.root]
+        dst_path = root.dst_path(where.rel)
+        if self.remote_source:
+            digest = self.source_digests.get((where.root, where.rel))
+            return digest is not None and hashing.file_digest(dst_path) == digest
+        return hashing.same_content(root.src_path(where.rel), dst_path)
+
+    def _remove_source(self, where: EntryPath, entry: FileEntry) -> None:
         """For move: delete the source once its destination is committed and verified (same
         size, or same content with -c), it is not the destination itself (reached through a
-        symlinked directory, say), and it has not changed since it was read."""
+        symlinked directory, say), and it has not changed since it was read. A remote
+        SOURCE is told instead, through result.confirmed, and removes it itself."""
         if not self.move or self.dry_run:
             return
+        root = self.roots[where.root]
+        shown = where.shown
+        dst_path = root.dst_path(where.rel)
         try:
+            if self.remote_source:
+                if self._copy_verified(where, entry, os.lstat(dst_path)):
+                    self.result.confirmed.append(
+                        (where.root, where.rel, entry.size, entry.mtime_ns)
+                    )
+                return
+            src_path = root.src_path(where.rel)
             src_now = os.lstat(src_path)
             dst_now = os.lstat(dst_path)
             if (src_now.st_dev, src_now.st_ino) == (dst_now.st_dev, dst_now.st_ino):
@@ -660,20 +752,26 @@ class Worker:
             if (src_now.st_size, src_now.st_mtime_ns) != (entry.size, entry.mtime_ns):
                 self.result.warnings.append(f"not removing {shown!r}: it changed during the move")
                 return
-            if dst_now.st_size != entry.size or (
-                self.options.compare is CompareMode.CHECKSUM
-                and stat.S_ISREG(entry.mode)
-                and not hashing.same_content(src_path, dst_path)
-            ):
-                self.result.failures.append(
-                    FileFailure(shown, "destination copy does not match; source kept")
-                )
+            if not self._copy_verified(where, entry, dst_now):
                 return
             os.unlink(src_path)
         except OSError as exc:
             self._fail(shown, exc)
             return
         self.result.stats.sources_removed += 1
+
+    def _copy_verified(self, where: EntryPath, entry: FileEntry, dst_now: os.stat_result) -> bool:
+        """A moved file's destination copy matches its source (size, and content with -c)."""
+        if dst_now.st_size != entry.size or (
+            self.options.compare is CompareMode.CHECKSUM
+            and stat.S_ISREG(entry.mode)
+            and not self._same_content(where)
+        ):
+            self.result.failures.append(
+                FileFailure(where.shown, "destination copy does not match; source kept")
+            )
+            return False
+        return True
 
 
 class EntryPath(NamedTuple):
@@ -702,7 +800,7 @@ class _BatchPlanner:
         self.batch.append(item)
         self.batch_bytes += item.entry.size
         if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
-            if self.kept is None:
+            if self.kept is None and not self.worker.remote_source:
                 self.kept = self.batch
             else:
                 self.worker.result.copy_jobs.append(self._job(self.batch))
@@ -711,6 +809,10 @@ class _BatchPlanner:
             self.batch_bytes = 0
 
     def finish(self) -> None:
+        if self.worker.remote_source:  # the SOURCE sends these: they become needs
+            if self.batch:
+                self.worker.result.copy_jobs.append(self._job(self.batch))
+            return
         if self.worker.options.want_progress and (self.kept or self.batch):
             self.worker._send_part()  # the planned totals first, so progress has an ETA
         for items in (self.kept, self.batch):
@@ -719,6 +821,61 @@ class _BatchPlanner:
 
     def _job(self, items: list[CopyItem]) -> CopyJob:
         return CopyJob(self.root, self.rel_dir, items)
+
+
+class _DirPass:
+    """One directory being compared with its source listing: the destination's entries by
+    name, the names the source provides (mirror's deletions spare them), unchanged-file
+    counts and the copy batches. A remote listing feeds it in several parts."""
+
+    def __init__(
+        self, worker: Worker, root_index: int, rel: str, dst_listing: dict[str, os.DirEntry]
+    ) -> None:
+        self.worker = worker
+        self.root_index = root_index
+        self.rel = rel
+        self.rel_prefix = rel + "/" if rel else ""
+        self.dst_listing = dst_listing
+        self.display = worker.roots[root_index].display
+        self.track_names = worker.mirror and bool(dst_listing)
+        self.included: set[str] = set()
+        self.planner = _BatchPlanner(worker, root_index, rel)
+        self.unchanged_files = 0
+        self.unchanged_bytes = 0
+        self.handled = 0
+
+    def keep(self, name: str) -> None:
+        """A name the source has, though it is not transferred: never extraneous."""
+        if self.track_names:
+            self.included.add(name)
+
+    def unchanged(self, name: str, size: int) -> None:
+        self.keep(name)
+        self.unchanged_files += 1
+        self.unchanged_bytes += size
+
+    def handle(self, entry: FileEntry, dst_dirent: os.DirEntry | None) -> None:
+        self.keep(entry.name)
+        rel = self.rel_prefix + entry.name
+        worker = self.worker
+        worker._handle_entry(EntryPath(self.root_index, rel, self.display(rel)), entry,
+                             _stat_of(dst_dirent), self.planner)
+        self.handled += 1
+        if self.handled & 1023 == 0 and worker.result.size() >= PART_RECORDS:
+            worker._send_part()
+
+    def finish(self, incomplete: bool = False) -> None:
+        """The listing is complete: count, find what is extraneous, run (or hand back) the
+        copies. `incomplete`: the source could not read all of it."""
+        worker = self.worker
+        stats = worker.result.stats
+        stats.files_seen += self.unchanged_files
+        stats.files_unchanged += self.unchanged_files
+        stats.bytes_total += self.unchanged_bytes
+        worker.result.scan_incomplete |= incomplete
+        if self.track_names:
+            worker._find_extraneous(self.root_index, self.rel, self.dst_listing, self.included)
+        self.planner.finish()
 
 
 def _stat_of(dirent: os.DirEntry | None) -> os.stat_result | None:

@@ -1,0 +1,157 @@
+"""The incremental decoder of the data-plane record stream, in the style of h11.
+
+Feed bytes with `receive_data` (b"" means the peer closed) and pull events with `next_event`
+until it returns NEED_DATA. The decoder starts after the preface, which the caller reads
+(PREFACE_SIZE bytes) and checks with `parse_preface`.
+
+Large payloads need not pass through the decoder: when `buffered` is 0 inside a payload, the
+caller may read up to `payload_remaining` bytes straight from its socket into its own buffer
+and report them with `payload_consumed(n)`."""
+
+from __future__ import annotations
+
+from blit_core.errors import ProtocolError
+from blit_core.wire import frames
+
+# Consumed bytes at the front of the buffer are dropped once there are this many of them and
+# they are at least half the buffer, so each byte is moved O(1) times on average.
+_COMPACT_AT = 1 << 16
+
+
+class Decoder:
+    """Turns the bytes of one data connection (after its preface) into events."""
+
+    def __init__(
+        self, limits: frames.Limits = frames.DEFAULT_LIMITS, max_data_chunk: int = 1 << 20
+    ) -> None:
+        if max_data_chunk <= 0:
+            raise ValueError("max_data_chunk must be positive")
+        self.limits = limits
+        self.max_data_chunk = max_data_chunk
+        self._buf = bytearray()
+        self._pos = 0  # bytes of _buf already turned into events
+        self._eof = False
+        self._done = False  # End has been returned
+        self._in_payload = False  # inside a RANGE/SHARD payload, PayloadEnd not yet returned
+        self._remaining = 0  # payload bytes not yet delivered
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held internally and not yet returned as events."""
+        return len(self._buf) - self._pos
+
+    @property
+    def payload_remaining(self) -> int:
+        """Bytes of the current payload not yet delivered; 0 outside a payload."""
+        return self._remaining
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes from the peer; an empty `data` means the peer closed the connection."""
+        if self._done:
+            if data:
+                raise ProtocolError("data after END")
+            return
+        if self._eof:
+            raise RuntimeError("receive_data called after EOF")
+        if not data:
+            self._eof = True
+            return
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif self._pos >= _COMPACT_AT and 2 * self._pos >= len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def payload_consumed(self, n: int) -> None:
+        """Record that the caller read `n` payload bytes directly from its socket."""
+        if self.buffered:
+            raise ValueError("payload_consumed with bytes still buffered in the decoder")
+        if not 0 < n <= self._remaining:
+            raise ValueError(f"payload_consumed({n}) with {self._remaining} payload bytes left")
+        self._remaining -= n
+
+    def next_event(self) -> frames.Event | frames.NeedData:
+        """The next event, or NEED_DATA if more bytes are required."""
+        if self._done:
+            return frames.NEED_DATA
+        if self._in_payload:
+            return self._payload_event()
+        return self._record_event()
+
+    def _payload_event(self) -> frames.Data | frames.PayloadEnd | frames.NeedData:
+        if self._remaining == 0:
+            self._in_payload = False
+            return frames.PayloadEnd()
+        n = min(self.buffered, self._remaining, self.max_data_chunk)
+        if n == 0:
+            if self._eof:
+                raise ProtocolError("connection closed in the middle of a payload")
+            return frames.NEED_DATA
+        with memoryview(self._buf) as view:
+            chunk = bytes(view[self._pos : self._pos + n])
+        self._pos += n
+        self._remaining -= n
+        return frames.Data(chunk)
+
+    def _short(self) -> frames.NeedData:
+        if self._eof:
+            raise ProtocolError("connection closed in the middle of a record")
+        return frames.NEED_DATA
+
+    def _check(self, field: str, value: int, limit: int) -> None:
+        if value > limit:
+            raise ProtocolError(frames.over_limit(field, value, limit))
+
+    def _start_payload(self, length: int) -> None:
+        self._in_payload = True
+        self._remaining = length
+
+    def _record_event(self) -> frames.Event | frames.NeedData:
+        buf, pos, have, lim = self._buf, self._pos, self.buffered, self.limits
+        if have == 0:
+            if self._eof:
+                raise ProtocolError("connection closed before END")
+            return frames.NEED_DATA
+        kind = buf[pos]
+        if kind == frames.RANGE:
+            if have < frames.RANGE_HEADER.size:
+                return self._short()
+            _, need_id, offset, length = frames.RANGE_HEADER.unpack_from(buf, pos)
+            self._check("need_id", need_id, lim.max_need_id)
+            self._check("range length", length, lim.max_range_length)
+            self._check("range end", offset + length, frames.MAX_FILE_END)
+            self._pos += frames.RANGE_HEADER.size
+            self._start_payload(length)
+            return frames.RangeStart(need_id, offset, length)
+        if kind == frames.SHARD:
+            if have < frames.SHARD_HEADER.size:
+                return self._short()
+            _, length = frames.SHARD_HEADER.unpack_from(buf, pos)
+            self._check("shard length", length, lim.max_shard_length)
+            self._pos += frames.SHARD_HEADER.size
+            self._start_payload(length)
+            return frames.ShardStart(length)
+        if kind == frames.ABORT:
+            if have < frames.ABORT_HEADER.size:
+                return self._short()
+            _, need_id, reason_len = frames.ABORT_HEADER.unpack_from(buf, pos)
+            self._check("need_id", need_id, lim.max_need_id)
+            self._check("abort reason length", reason_len, lim.max_reason_bytes)
+            if have < frames.ABORT_HEADER.size + reason_len:
+                return self._short()
+            start = pos + frames.ABORT_HEADER.size
+            try:
+                reason = buf[start : start + reason_len].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(f"abort reason is not valid utf-8: {exc}") from None
+            self._pos = start + reason_len
+            return frames.Abort(need_id, reason)
+        if kind == frames.END:
+            self._pos += 1
+            if self.buffered:
+                raise ProtocolError("data after END")
+            self._done = True
+            return frames.End()
+        raise ProtocolError(f"unknown record type 0x{kind:02x}")

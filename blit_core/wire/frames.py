@@ -1,0 +1,161 @@
+"""The framing of blit's raw-TCP data plane: constants, limits, decoder events and encoders.
+
+A data connection starts with a preface (MAGIC, DATA_VERSION, a TOKEN_BYTES session token),
+sent once by the dialling side. Then come records, each led by a one-byte type; all integers
+are big-endian:
+
+    RANGE  0x01  need_id u64, offset u64, length u64, then `length` payload bytes
+    SHARD  0x02  length u64, then `length` bytes of a tar stream of small files
+    ABORT  0x03  need_id u64, reason_len u16, reason (utf-8); the receiver discards that file
+    END    0x04  no fields; nothing may follow it on the connection
+
+The decoder (`blit_core.wire.codec.Decoder`) turns bytes into the events defined here."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from blit_core.errors import ProtocolError
+
+MAGIC = b"BLIT"
+DATA_VERSION = 1
+TOKEN_BYTES = 32
+PREFACE = struct.Struct(">4sB32s")
+PREFACE_SIZE = PREFACE.size  # 37
+
+RANGE = 0x01
+SHARD = 0x02
+ABORT = 0x03
+END = 0x04
+
+RANGE_HEADER = struct.Struct(">BQQQ")  # type, need_id, offset, length
+SHARD_HEADER = struct.Struct(">BQ")  # type, length
+ABORT_HEADER = struct.Struct(">BQH")  # type, need_id, reason_len
+
+MAX_REASON_BYTES = 4096
+# A range must end at an offset the receiver can pwrite to (off_t is signed 64-bit).
+MAX_FILE_END = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The largest values a peer may declare; each is checked before anything is allocated."""
+
+    max_range_length: int = 1 << 40
+    max_shard_length: int = 1 << 30
+    max_reason_bytes: int = MAX_REASON_BYTES
+    max_need_id: int = (1 << 63) - 1
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def over_limit(field: str, value: int, limit: int) -> str:
+    """The message for a field whose value is out of its allowed range [0, limit]."""
+    return f"{field} {value} is outside the allowed range 0..{limit}"
+
+
+@dataclass(frozen=True, slots=True)
+class RangeStart:
+    need_id: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStart:
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A non-empty piece of the current RANGE or SHARD payload."""
+
+    chunk: bytes
+
+    def __repr__(self) -> str:
+        return f"Data(<{len(self.chunk)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadEnd:
+    """The current payload is complete (emitted even for a zero-length payload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    need_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The sender has nothing more for this connection."""
+
+
+class NeedData(enum.Enum):
+    """The decoder needs more bytes before it can produce another event."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = NeedData.NEED_DATA
+
+Event = RangeStart | ShardStart | Data | PayloadEnd | Abort | End
+
+
+def encode_preface(token: bytes) -> bytes:
+    """The preface a dialling side sends first on a data connection."""
+    if len(token) != TOKEN_BYTES:
+        raise ValueError(f"token must be {TOKEN_BYTES} bytes, not {len(token)}")
+    return PREFACE.pack(MAGIC, DATA_VERSION, bytes(token))
+
+
+def parse_preface(data: bytes) -> bytes:
+    """Check a received preface and return its token (the caller compares it in constant
+    time)."""
+    if len(data) != PREFACE_SIZE:
+        raise ProtocolError(f"preface must be {PREFACE_SIZE} bytes, not {len(data)}")
+    magic, version, token = PREFACE.unpack(data)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad preface magic {bytes(magic)!r}, expected {MAGIC!r}")
+    if version != DATA_VERSION:
+        raise ProtocolError(f"unsupported data version {version}, expected {DATA_VERSION}")
+    return token
+
+
+def _check(field: str, value: int, limit: int) -> None:
+    if not 0 <= value <= limit:
+        raise ValueError(over_limit(field, value, limit))
+
+
+def encode_range_header(need_id: int, offset: int, length: int) -> bytes:
+    """The header of a RANGE record; the caller sends exactly `length` payload bytes after."""
+    _check("need_id", need_id, DEFAULT_LIMITS.max_need_id)
+    _check("range length", length, DEFAULT_LIMITS.max_range_length)
+    _check("range offset", offset, MAX_FILE_END)
+    _check("range end", offset + length, MAX_FILE_END)
+    return RANGE_HEADER.pack(RANGE, need_id, offset, length)
+
+
+def encode_shard_header(length: int) -> bytes:
+    """The header of a SHARD record; the caller sends `length` bytes of tar stream after."""
+    _check("shard length", length, DEFAULT_LIMITS.max_shard_length)
+    return SHARD_HEADER.pack(SHARD, length)
+
+
+def encode_abort(need_id: int, reason: str) -> bytes:
+    """A whole ABORT record. The reason is cut to MAX_REASON_BYTES on a utf-8 character
+    boundary; characters utf-8 cannot encode (lone surrogates) become '?'."""
+    _check("need_id", need_id, DEFAULT_LIMITS.max_need_id)
+    raw = reason.encode("utf-8", "replace")
+    if len(raw) > MAX_REASON_BYTES:
+        raw = raw[:MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+    return ABORT_HEADER.pack(ABORT, need_id, len(raw)) + raw
+
+
+def encode_end() -> bytes:
+    """The END record."""
+    return bytes([END])
