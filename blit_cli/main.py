@@ -28,6 +28,10 @@ EXIT_CODES = """exit codes (rsync's numbering):
   23  partial transfer: some files failed, the rest landed
   24  some source files vanished during the transfer
   25  --max-delete stopped deletions
+  5   cannot reach the daemon, or it refused the session
+  10  the connection broke during the transfer
+  12  the peer broke the protocol
+  30  the peer stalled longer than the timeout
 """
 
 VERB_HELP = {
@@ -127,6 +131,15 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     writes.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                         help="worker processes (default: one per CPU)")
 
+    remote = sub.add_argument_group("remote transfers (a side written HOST:/module/path)")
+    remote.add_argument("--force-grpc", action="store_true",
+                        help="carry file data inside the gRPC stream (when the data port is "
+                        "blocked; slower)")
+    remote.add_argument("--streams", type=int, default=0, metavar="N",
+                        help="data-plane TCP streams, 1-16 (default: automatic)")
+    remote.add_argument("--bwlimit", type=parse_size, default=0, metavar="RATE",
+                        help="cap the transfer at RATE bytes per second (e.g. 50M)")
+
     out = sub.add_argument_group("output")
     out.add_argument("-n", "--dry-run", action="store_true",
                      help="show what would happen; change nothing")
@@ -225,7 +238,9 @@ def run_transfer(args: argparse.Namespace) -> int:
         progress=show_progress,
     )
     with console:
-        report = api.transfer(verb, sources, destination, options, console)
+        report = api.transfer(verb, sources, destination, options, console,
+                              remote=api.RemoteSettings(args.force_grpc, args.streams,
+                                                        args.bwlimit))
     console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 

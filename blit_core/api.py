@@ -8,6 +8,8 @@ import os
 from collections.abc import Sequence
 
 from blit_core.endpoints import check_not_overlapping, resolve_local
+from blit_core.errors import UsageError
+from blit_core.locations import RemoteLocation, parse_location
 from blit_core.models import TransferReport
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
@@ -20,10 +22,25 @@ def transfer(
     destination: str,
     options: TransferOptions | None = None,
     observer: TransferObserver | None = None,
+    remote: RemoteSettings | None = None,
 ) -> TransferReport:
     """Run one transfer and return its merged report. Raises BlitError subclasses for
-    failures that stop the whole transfer; per-file failures are in the report."""
+    failures that stop the whole transfer; per-file failures are in the report. A side
+    written HOST:/module/path is a daemon endpoint: the transfer is then a push or a pull."""
     options = options or TransferOptions()
+    locations = [parse_location(s) for s in sources]
+    target = parse_location(destination)
+    if isinstance(target, RemoteLocation) or any(
+        isinstance(s, RemoteLocation) for s in locations
+    ):
+        from blit_core.net.client import remote_transfer
+
+        settings = remote or RemoteSettings()
+        if not 0 <= settings.streams <= 16:
+            raise UsageError("--streams must be between 1 and 16")
+        return remote_transfer(verb, locations, target, options, observer or NullObserver(),
+                               force_grpc=settings.force_grpc, streams=settings.streams,
+                               bwlimit=settings.bwlimit)
     if options.files_from is not None:  # as rsync: a source directory is the list's base
         sources = [s.rstrip("/") + "/" if os.path.isdir(s) else s for s in sources]
     roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
@@ -47,6 +64,15 @@ def transfer(
     ):
         os.mkdir(into_dir)
     return LocalPipeline(roots, verb, options, observer or NullObserver()).run()
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteSettings:
+    """How a remote transfer uses the network (ignored for local ones)."""
+
+    force_grpc: bool = False
+    streams: int = 0  # 0: automatic
+    bwlimit: int = 0  # bytes per second, 0: none
 
 
 def copy(sources: Sequence[str], destination: str, options: TransferOptions | None = None,

@@ -11,15 +11,37 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from typing import NamedTuple
 
 from blit_core.errors import SelectionError, UsageError
 from blit_core.transfer.jobs import TransferRoot
 
 
+class Probe(NamedTuple):
+    """What resolution needs to know about the two sides (local: the filesystem; remote: what
+    the daemon reported). `source_mode(path, follow)` raises SelectionError when missing."""
+
+    source_mode: Callable[[str, bool], int]
+    dest_state: Callable[[str], tuple[bool, bool]]  # (exists, is a directory)
+    dest_parent_exists: Callable[[str], bool]
+
+
+def _local_source_mode(source: str, follow: bool) -> int:
+    return _stat_source(source, follow=follow).st_mode
+
+
+LOCAL_PROBE = Probe(
+    _local_source_mode,
+    lambda path: (os.path.lexists(path), os.path.isdir(path)),
+    lambda parent: os.path.isdir(parent),
+)
+
+
 def resolve_local(
-    sources: list[str], destination: str, *, copy_links: bool = False
+    sources: list[str], destination: str, *, copy_links: bool = False,
+    probe: Probe = LOCAL_PROBE,
 ) -> tuple[list[TransferRoot], str | None]:
-    """Map local sources onto a local destination.
+    """Map sources onto a destination (both local unless `probe` says otherwise).
 
     Returns the roots and the directory that must exist for them (DST itself when the
     sources go into it), or None when DST names a single file's new path."""
@@ -27,17 +49,17 @@ def resolve_local(
         raise UsageError("nothing to transfer: give at least one SRC and a DST")
     if not destination:
         raise UsageError("the destination path is empty")
-    dst_is_dir = os.path.isdir(destination)
-    if not dst_is_dir and os.path.lexists(destination) and (
+    dst_exists, dst_is_dir = probe.dest_state(destination)
+    if not dst_is_dir and dst_exists and (
         len(sources) > 1 or destination.endswith("/")
     ):
         raise UsageError(f"destination {destination!r} exists and is not a directory")
     roots: list[TransferRoot] = []
     for source in sources:
         contents_only = source.endswith("/") or os.path.basename(source) in (".", "..")
-        st = _stat_source(source, follow=copy_links or contents_only)
+        mode = probe.source_mode(source, copy_links or contents_only)
         name = os.path.basename(os.path.normpath(source))
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(mode):
             if contents_only:
                 roots.append(TransferRoot(source.rstrip("/") or "/", destination, "", True))
             else:
@@ -49,13 +71,13 @@ def resolve_local(
         target = destination if single_file_target else os.path.join(destination, name)
         roots.append(TransferRoot(source, target, name, False))
     needs_dir = not (len(roots) == 1 and not roots[0].is_dir and roots[0].dst == destination)
-    if needs_dir and os.path.lexists(destination) and not dst_is_dir:
+    if needs_dir and dst_exists and not dst_is_dir:
         raise UsageError(f"destination {destination!r} exists and is not a directory")
     if needs_dir and not dst_is_dir:
-        _check_creatable(destination)
+        _check_creatable(destination, probe)
         return roots, destination
     if not needs_dir:
-        _check_creatable(destination)
+        _check_creatable(destination, probe)
     return roots, destination if needs_dir else None
 
 
@@ -88,9 +110,9 @@ def _stat_source(source: str, *, follow: bool) -> os.stat_result:
         raise SelectionError(f"cannot read source {source!r}: {exc.strerror}") from None
 
 
-def _check_creatable(path: str) -> None:
+def _check_creatable(path: str, probe: Probe) -> None:
     parent = os.path.dirname(os.path.normpath(path)) or "."
-    if not os.path.isdir(parent):
+    if not probe.dest_parent_exists(parent):
         raise SelectionError(
             f"destination parent {parent!r} does not exist; create it first (blit creates "
             "only the last level of DST)"

@@ -112,6 +112,8 @@ class TransferReport:
     duration_s: float
     deletions_skipped: int = 0
     deletions_suppressed_reason: str | None = None
+    wire_bytes_sent: int = 0  # remote transfers: bytes on the network, control plane included
+    wire_bytes_received: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -154,6 +156,8 @@ class TransferReport:
                 "sources_removed": s.sources_removed,
             },
             "deleted": s.deleted,
+            "wire_bytes_sent": self.wire_bytes_sent,
+            "wire_bytes_received": self.wire_bytes_received,
             "deletions_skipped": self.deletions_skipped,
             "deletions_suppressed": self.deletions_suppressed_reason,
             "failures": [

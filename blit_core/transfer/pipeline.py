@@ -51,7 +51,9 @@ class LocalPipeline:
         verb: Verb,
         options: TransferOptions,
         observer: TransferObserver,
+        local_worker: Worker | None = None,
     ) -> None:
+        """`local_worker`: the worker of this process, when a remote role needs its own."""
         self.roots = roots
         self.verb = verb
         self.options = options
@@ -67,7 +69,7 @@ class LocalPipeline:
         self.copy_queue: deque[CopyJob] = deque()
         self.scan_incomplete = False
         self.fatal: str | None = None
-        self.local = Worker(roots, options, verb, self._handle)
+        self.local = local_worker or Worker(roots, options, verb, self._handle)
 
     def run(self) -> TransferReport:
         started = time.monotonic()
@@ -83,6 +85,10 @@ class LocalPipeline:
             raise TransferInterrupted("interrupted; temp files removed") from None
         if self.fatal:
             raise FileIOError(self.fatal)
+        return self._report(started)
+
+    def _report(self, started: float) -> TransferReport:
+        """Run the finishing phases, then the one merged report."""
         deletions_skipped, suppressed_reason = self._finish()
         return TransferReport(
             verb=self.verb.value,

@@ -32,6 +32,15 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 _ATTR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+class Incoming(NamedTuple):
+    """A file being received: the descriptor its bytes go to and the name it has meanwhile."""
+
+    fd: int
+    name: str
+    dst_mode: int | None
+    inplace: bool
+
+
 class DestDir(NamedTuple):
     """What the sink needs to know about a destination directory: its filesystem (the key of
     the fast-copy capability cache) and whether new files inherit its group (setgid)."""
@@ -110,15 +119,8 @@ class FsSink:
             try:  # opened inside: a signal may arrive just after the file is created
                 out = os.open(temp, _TEMP_FLAGS, perms & 0o777, dir_fd=dir_fd)
                 strategy = self._fill(src_fd, out, entry, dest)
-                self._finish_fd(
-                    out, entry, fchmod_needed=perms != perms & self._create_mask,
-                    chown_needed=dest.setgid or (entry.uid, entry.gid) != self._owner,
-                )
-                os.close(out)
-                out = -1
-                if dst_mode is not None and self.options.backup:
-                    self.backup(dir_fd, name, rel)
-                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                written, out = out, -1
+                self._finish_new(written, dir_fd, temp, name, entry, dst_mode, rel, dest)
             except BaseException:
                 if out >= 0:
                     os.close(out)
@@ -127,6 +129,70 @@ class FsSink:
             return strategy
         finally:
             os.close(src_fd)
+
+    def _finish_new(
+        self, out: int, dir_fd: int, temp: str, name: str, entry: FileEntry,
+        dst_mode: int | None, rel: str, dest: DestDir,
+    ) -> None:
+        """A new file's data is written: metadata, close (whatever happens), back up the old
+        one, rename. The caller removes the temp file if this raises."""
+        perms = entry.mode & _PERM_BITS
+        try:
+            self._finish_fd(
+                out, entry, fchmod_needed=perms != perms & self._create_mask,
+                chown_needed=dest.setgid or (entry.uid, entry.gid) != self._owner,
+            )
+        finally:
+            os.close(out)
+        if dst_mode is not None and self.options.backup:
+            self.backup(dir_fd, name, rel)
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+    def open_incoming(
+        self, dir_fd: int, name: str, entry: FileEntry, dst_mode: int | None, rel: str
+    ) -> Incoming:
+        """Start receiving a file whose bytes arrive from elsewhere (a remote SOURCE): its temp
+        file (or, with --inplace, the existing file) opened for writing at any offset."""
+        if dst_mode is not None and self.options.inplace and stat.S_ISREG(dst_mode):
+            if self.options.backup:
+                self._copy_to_backup(dir_fd, name, rel)
+            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            return Incoming(fd, name, dst_mode, inplace=True)
+        dst_mode = self._clear_directory(dir_fd, name, dst_mode, rel)
+        temp = self.temp_name(name)
+        try:
+            fd = os.open(temp, _TEMP_FLAGS, entry.mode & 0o777, dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(dir_fd, temp)
+            raise
+        return Incoming(fd, temp, dst_mode, inplace=False)
+
+    def commit_incoming(
+        self, incoming: Incoming, dir_fd: int, name: str, entry: FileEntry, rel: str,
+        dest: DestDir,
+    ) -> None:
+        """All of a received file's bytes are written: give it its metadata and name. Its
+        descriptor is closed whatever happens; on failure the temp file is removed."""
+        if incoming.inplace:
+            try:
+                os.ftruncate(incoming.fd, entry.size)
+                self._finish_fd(incoming.fd, entry, fchmod_needed=True, chown_needed=True)
+            finally:
+                os.close(incoming.fd)
+            return
+        try:
+            self._finish_new(incoming.fd, dir_fd, incoming.name, name, entry,
+                             incoming.dst_mode, rel, dest)
+        except BaseException:
+            _unlink_quietly(dir_fd, incoming.name)
+            raise
+
+    def discard_incoming(self, incoming: Incoming, dir_fd: int) -> None:
+        """Give up on a received file before committing it: close it; its temp file goes (an
+        --inplace file stays as it is)."""
+        os.close(incoming.fd)
+        if not incoming.inplace:
+            _unlink_quietly(dir_fd, incoming.name)
 
     def _write_inplace(
         self, src_fd: int, dir_fd: int, name: str, entry: FileEntry, rel: str, dest: DestDir

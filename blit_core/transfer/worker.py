@@ -210,6 +210,11 @@ class Worker:
             if len(self.result.events) >= PART_RECORDS:
                 self._send_part()
 
+    def flush_result(self) -> None:
+        """Emit what has accumulated (for roles that call the worker outside run())."""
+        self._flush_progress()
+        self._send_part()
+
     def _send_part(self) -> None:
         self.emit(self.result)
         self.result = JobResult()

@@ -1,0 +1,173 @@
+"""The initiator of a remote transfer: open the Transfer RPC, say Hello, resolve the roots
+with rsync's trailing-slash rules against what the daemon reports, dial the data plane, and
+run the local end's role (SOURCE for push, DESTINATION for pull)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from collections.abc import Sequence
+
+import grpc
+
+from blit_core import __version__
+from blit_core.endpoints import LOCAL_PROBE, Probe, resolve_local
+from blit_core.errors import BlitError, ConnectionLost, RemoteError, SelectionError, UsageError
+from blit_core.locations import RemoteLocation
+from blit_core.models import TransferReport
+from blit_core.net import dataplane
+from blit_core.net.generated import blit_pb2 as pb
+from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_core.net.session import PROTOCOL_VERSION, Channel, Plane, run_destination, run_source
+from blit_core.options import TransferOptions, Verb
+from blit_core.progress import TransferObserver
+from blit_core.transfer.destination import Destination
+from blit_core.wire.options import options_to_wire
+
+DEFAULT_PORT = 9031
+DEFAULT_STREAMS = 4
+STALL_TIMEOUT_S = 60.0
+
+
+def virtual_path(loc: RemoteLocation) -> str:
+    """A remote location as an absolute path whose first component is the module, so the
+    local resolution rules (dirname, basename, trailing slash) apply unchanged."""
+    path = f"/{loc.module}/{loc.path}" if loc.path else f"/{loc.module}"
+    return path + "/" if loc.trailing_slash else path
+
+
+def module_relative(path: str, module: str) -> str:
+    rel = os.path.normpath(path).removeprefix(f"/{module}")
+    return rel.lstrip("/")
+
+
+async def _transfer(
+    verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
+    options: TransferOptions, observer: TransferObserver, force_grpc: bool,
+    streams: int, bwlimit: int,
+) -> TransferReport:
+    push = isinstance(destination, RemoteLocation)
+    remote = destination if push else sources[0]
+    assert isinstance(remote, RemoteLocation)
+    if push:
+        if any(isinstance(s, RemoteLocation) for s in sources):
+            raise UsageError("remote-to-remote transfers are not supported yet")
+        virt = virtual_path(remote)
+        paths = [virt, os.path.dirname(os.path.normpath(virt))]
+    else:
+        if isinstance(destination, RemoteLocation) or any(
+            not isinstance(s, RemoteLocation) or (s.host, s.port, s.module)
+            != (remote.host, remote.port, remote.module) for s in sources
+        ):
+            raise UsageError("all sources of a pull must be on the same daemon and module")
+        paths = [virtual_path(s) for s in sources]  # type: ignore[arg-type]
+    if options.hard_links:
+        raise UsageError("-H/--hard-links is not supported for remote transfers yet")
+    address = remote.address(DEFAULT_PORT)
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = pb_grpc.BlitStub(channel).Transfer()
+
+        async def read() -> pb.Frame | None:
+            try:
+                frame = await call.read()
+            except grpc.aio.AioRpcError as exc:
+                raise _rpc_error(exc, address) from None
+            return None if frame is grpc.aio.EOF else frame
+
+        chan = Channel(read, call.write)
+        try:
+            return await _session(chan, call, verb, sources, destination, remote, push, paths,
+                                  options, observer, force_grpc, streams, bwlimit)
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_error(exc, address) from None
+        finally:
+            call.cancel()
+
+
+def _rpc_error(exc: grpc.aio.AioRpcError, address: str) -> BlitError:
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return RemoteError(f"cannot connect to a blit daemon at {address}; is it running? "
+                           "(blit scan lists daemons on the LAN)")
+    return ConnectionLost(f"the session with {address} failed: {exc.details()}")
+
+
+async def _session(chan, call, verb, sources, destination, remote, push, paths, options,
+                   observer, force_grpc, streams, bwlimit) -> TransferReport:
+    started = time.monotonic()
+    await chan.send(pb.Frame(hello=pb.Hello(
+        protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
+        paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
+        options=options_to_wire(options), force_grpc=force_grpc, streams=streams,
+        bwlimit=bwlimit)))
+    welcome = (await chan.expect("welcome")).welcome
+    states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
+                                                                         strict=True)}
+    if push:
+        local_sources = [str(s) for s in sources]
+        probe = Probe(LOCAL_PROBE.source_mode, lambda p: states.get(p, (False, False)),
+                      lambda p: p == "/" or states.get(p, (False, False))[1])
+        roots, into_dir = resolve_local(local_sources, paths[0], copy_links=options.copy_links,
+                                        probe=probe)
+    else:
+        def source_mode(path: str, follow: bool) -> int:
+            exists, is_dir = states[path]
+            if not exists:
+                raise SelectionError(f"source {path.lstrip('/')!r} does not exist on the daemon")
+            return stat.S_IFDIR if is_dir else stat.S_IFREG
+
+        roots, into_dir = resolve_local(paths, str(destination), copy_links=options.copy_links,
+                                        probe=Probe(source_mode, *LOCAL_PROBE[1:]))
+    filters = options.filters
+    roots = [root for root in roots
+             if not (filters and filters.excludes(root.prefix, root.is_dir))]
+    wire_roots = [pb.Root(src=module_relative(r.src, remote.module) if not push else r.src,
+                          dst=module_relative(r.dst, remote.module) if push else r.dst,
+                          prefix=r.prefix, is_dir=r.is_dir) for r in roots]
+    make_dir = ""
+    if into_dir is not None and any(root.dst != into_dir for root in roots):
+        make_dir = into_dir
+        if not push and not options.dry_run and not os.path.isdir(into_dir):
+            os.mkdir(into_dir)
+    await chan.send(pb.Frame(roots=pb.Roots(
+        roots=wire_roots, make_dir=module_relative(make_dir, remote.module) if push else "",
+        has_make_dir=bool(make_dir) and push)))
+    grant = (await chan.expect("grant")).grant
+    socks = []
+    if grant.port:
+        socks = await asyncio.to_thread(dataplane.dial_streams, remote.host, grant.port,
+                                        grant.token, grant.streams, STALL_TIMEOUT_S)
+    plane = Plane(socks, bwlimit)
+    try:
+        if push:
+            report, events, _ = await run_source(chan, plane, roots, options, verb, observer)
+            for event in events:
+                observer.on_item(event)
+            for failure in report.failures:
+                observer.on_failure(failure)
+        else:
+            dest = Destination(roots, verb, options, observer)
+            report = await run_destination(chan, plane, dest)
+    finally:
+        dataplane.close_all(socks)
+    await call.done_writing()
+    report.duration_s = time.monotonic() - started
+    report.wire_bytes_sent = chan.sent + (plane.wire_bytes if push else 0)
+    report.wire_bytes_received = chan.received + (0 if push else plane.wire_bytes)
+    return report
+
+
+def remote_transfer(
+    verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
+    options: TransferOptions, observer: TransferObserver, *, force_grpc: bool = False,
+    streams: int = 0, bwlimit: int = 0,
+) -> TransferReport:
+    """Run a push or a pull against a blit daemon."""
+    coro = _transfer(verb, sources, destination, options, observer, force_grpc,
+                     streams or DEFAULT_STREAMS, bwlimit)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

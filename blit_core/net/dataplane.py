@@ -1,0 +1,390 @@
+"""The data plane: file bytes from SOURCE to DESTINATION over several raw TCP connections.
+
+The responder of a session listens on an ephemeral port and grants a random single-use token;
+the initiator dials N connections, each opening with the token (checked in constant time; a
+wrong or reused one is closed without a reply). Then, whoever dialled, the SOURCE writes
+records (blit_core.wire) and the DESTINATION reads them.
+
+Each connection is served by its own thread with a blocking socket: the sender thread takes
+work from one shared bounded queue, so no stream idles while another has a queue, packs
+small files into tar shards and sends large ranges with zero-copy os.sendfile; the receiver
+thread decodes records and writes through the Destination, reading large payloads straight
+into a reused buffer. The socket timeout is the stall timeout. Under --force-grpc the same
+records travel inside the control stream through `FrameWriter`/`feed_frames`."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hmac
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
+from blit_core.transfer.destination import Destination
+from blit_core.transfer.source import SourceFile
+from blit_core.wire import frames, tarshard
+from blit_core.wire.codec import Decoder
+
+ACCEPT_TIMEOUT_S = 10.0
+SHARD_BYTES = 4 << 20
+SHARD_FILES = 1000
+SMALL_FILE = 256 << 10
+RANGE_BYTES = 64 << 20
+RECV_BUFFER = 1 << 20
+SENDFILE_PIECE = 8 << 20
+
+
+class Work(NamedTuple):
+    """One unit for a sender: a small file (for a shard) or a range of a large one."""
+
+    need_id: int
+    file: SourceFile
+    path: str  # where the SOURCE reads it
+    shown: str  # its name in a shard: its path relative to the transfer root
+    offset: int
+    length: int
+
+
+STOP = None
+
+
+def plan_work(need_id: int, file: SourceFile, path: str, shown: str,
+              streams: int) -> list[Work]:
+    """A file as work units: whole, or cut into ranges that several streams carry."""
+    size = file.entry.size
+    if size <= SMALL_FILE:
+        return [Work(need_id, file, path, shown, 0, size)]
+    piece = max(SMALL_FILE, min(RANGE_BYTES, -(-size // streams)))
+    return [Work(need_id, file, path, shown, offset, min(piece, size - offset))
+            for offset in range(0, size, piece)]
+
+
+class RateLimit:
+    """A token bucket shared by every sender of a session (bytes per second)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.allowance = 0.0
+        self.stamp = time.monotonic()
+
+    def take(self, num_bytes: int) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.allowance = min(self.rate, self.allowance + (now - self.stamp) * self.rate)
+            self.stamp = now
+            self.allowance -= num_bytes
+            wait = -self.allowance / self.rate if self.allowance < 0 else 0.0
+        if wait:
+            time.sleep(wait)
+
+
+# -- connection set-up ---------------------------------------------------------------------
+
+
+class Grant(NamedTuple):
+    listener: socket.socket
+    port: int
+    token: bytes
+    streams: int
+
+
+def open_grant(host: str, streams: int) -> Grant:
+    """Listen on an ephemeral port of the address the daemon serves on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(streams + 4)
+    return Grant(listener, listener.getsockname()[1], secrets.token_bytes(frames.TOKEN_BYTES),
+                 streams)
+
+
+def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
+    """Accept the granted connections. Wrong tokens are closed silently; the listener
+    closes once all are in, or when the accept timeout passes with fewer (at least one)."""
+    accepted: list[socket.socket] = []
+    deadline = time.monotonic() + ACCEPT_TIMEOUT_S
+    try:
+        while len(accepted) < grant.streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            grant.listener.settimeout(remaining)
+            try:
+                conn, _ = grant.listener.accept()
+            except TimeoutError:
+                break
+            conn.settimeout(min(remaining, 5.0))
+            try:
+                preface = _recv_exactly(conn, frames.PREFACE_SIZE)
+                token = frames.parse_preface(preface)
+            except (OSError, ProtocolError, ConnectionLost):
+                conn.close()
+                continue
+            if not hmac.compare_digest(token, grant.token):
+                conn.close()
+                continue
+            _tune(conn, timeout)
+            accepted.append(conn)
+    finally:
+        grant.listener.close()
+    if not accepted:
+        raise ConnectionLost("no data connection arrived from the peer")
+    return accepted
+
+
+def dial_streams(host: str, port: int, token: bytes, streams: int,
+                 timeout: float) -> list[socket.socket]:
+    socks = []
+    try:
+        for _ in range(streams):
+            sock = socket.create_connection((host, port), timeout=ACCEPT_TIMEOUT_S)
+            sock.sendall(frames.encode_preface(token))
+            _tune(sock, timeout)
+            socks.append(sock)
+    except OSError as exc:
+        for sock in socks:
+            sock.close()
+        raise ConnectionLost(f"cannot open a data connection to {host}:{port}: {exc}") from None
+    return socks
+
+
+def _tune(sock: socket.socket, timeout: float) -> None:
+    sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionLost("connection closed during the handshake")
+        data += chunk
+    return bytes(data)
+
+
+# -- sending -------------------------------------------------------------------------------
+
+
+class Output(Protocol):
+    """Where a sender's bytes go: a socket, or the control stream (--force-grpc)."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        """Send up to count bytes of fd from offset; return how many (0 at end of file)."""
+        ...
+
+
+class SocketOutput:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.sock.sendall(data)
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        return os.sendfile(self.sock.fileno(), fd, offset, count)
+
+
+class FrameOutput:
+    """Codec bytes carried as control-stream frames; `emit` blocks until the frame is queued."""
+
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self.emit = emit
+
+    def write(self, data: bytes | memoryview) -> None:
+        for start in range(0, len(data), RECV_BUFFER):
+            self.emit(bytes(data[start:start + RECV_BUFFER]))
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        data = os.pread(fd, min(count, RECV_BUFFER), offset)
+        if data:
+            self.emit(data)
+        return len(data)
+
+
+class Sender:
+    """One stream's sending loop: work from the shared queue until STOP, then END."""
+
+    def __init__(self, out: Output, work: queue.Queue, limit: RateLimit | None,
+                 on_sent: Callable[[int, int], None], open_flags: int) -> None:
+        self.out = out
+        self.work = work
+        self.limit = limit
+        self.on_sent = on_sent
+        self.open_flags = open_flags
+        self.shard = bytearray()
+        self.shard_files = 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                item = self.work.get_nowait()
+            except queue.Empty:
+                self._flush_shard()  # nothing waiting: do not hold small files back
+                item = self.work.get()
+            if item is STOP:
+                self._flush_shard()
+                self.out.write(frames.encode_end())
+                return
+            if item.file.entry.size <= SMALL_FILE:
+                self._add_to_shard(item)
+            else:
+                self._send_range(item)
+
+    def _pace(self, num_bytes: int) -> None:
+        if self.limit is not None:
+            self.limit.take(num_bytes)
+
+    def _add_to_shard(self, item: Work) -> None:
+        entry = item.file.entry
+        try:
+            fd = os.open(item.path, self.open_flags)
+            try:
+                data = os.read(fd, entry.size + 1)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        if len(data) != entry.size:
+            self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
+            return
+        mtime_s = entry.mtime_ns // 10**9
+        self.shard += tarshard.member_header(item.shown, entry.size, entry.mode, mtime_s)
+        self.shard += data
+        self.shard += tarshard.padding(entry.size)
+        self.shard_files += 1
+        if len(self.shard) >= SHARD_BYTES or self.shard_files >= SHARD_FILES:
+            self._flush_shard()
+
+    def _flush_shard(self) -> None:
+        if not self.shard_files:
+            return
+        self.shard += tarshard.END_OF_ARCHIVE
+        self._pace(len(self.shard))
+        self.out.write(frames.encode_shard_header(len(self.shard)))
+        self.out.write(self.shard)
+        self.on_sent(len(self.shard), self.shard_files)
+        self.shard = bytearray()
+        self.shard_files = 0
+
+    def _send_range(self, item: Work) -> None:
+        try:
+            fd = os.open(item.path, self.open_flags)
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        try:
+            self.out.write(frames.encode_range_header(item.need_id, item.offset, item.length))
+            sent = 0
+            while sent < item.length:
+                piece = min(item.length - sent, SENDFILE_PIECE)
+                self._pace(piece)
+                count = self.out.send_file(fd, item.offset + sent, piece)
+                if count == 0:
+                    break
+                sent += count
+                self.on_sent(count, 0)
+        finally:
+            os.close(fd)
+        if sent < item.length:  # the file shrank: fill the promised length, then disown it
+            self.out.write(bytes(item.length - sent))
+            self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
+        elif item.offset + item.length == item.file.entry.size:
+            self.on_sent(0, 1)
+
+    def _abort(self, need_id: int, exc: OSError) -> None:
+        vanished = exc.errno == errno.ENOENT
+        reason = "vanished during the transfer" if vanished else (exc.strerror or str(exc))
+        self.out.write(frames.encode_abort(need_id, reason))
+
+
+# -- receiving -----------------------------------------------------------------------------
+
+
+class RecordHandler:
+    """Applies decoded records to the Destination (shared by sockets and --force-grpc)."""
+
+    def __init__(self, dest: Destination) -> None:
+        self.dest = dest
+        self.range: list[int] | None = None  # [need_id, next offset]
+        self.shard: bytearray | None = None
+        self.ended = False
+
+    def handle(self, event: frames.Event) -> None:
+        if isinstance(event, frames.Data):
+            if self.range is not None:
+                self.dest.write_range(self.range[0], self.range[1], event.chunk)
+                self.range[1] += len(event.chunk)
+            elif self.shard is not None:
+                self.shard += event.chunk
+        elif isinstance(event, frames.RangeStart):
+            self.range = [event.need_id, event.offset]
+            if event.length == 0:
+                self.dest.write_range(event.need_id, event.offset, b"")
+        elif isinstance(event, frames.PayloadEnd):
+            if self.shard is not None:
+                shard, self.shard = self.shard, None
+                self.dest.write_shard(shard)
+            self.range = None
+        elif isinstance(event, frames.ShardStart):
+            self.shard = bytearray()
+        elif isinstance(event, frames.Abort):
+            self.dest.abort(event.need_id, event.reason)
+        elif isinstance(event, frames.End):
+            self.ended = True
+
+
+def receive_stream(sock: socket.socket, dest: Destination,
+                   on_bytes: Callable[[int], None]) -> None:
+    """Read one data connection to its END."""
+    decoder = Decoder()
+    handler = RecordHandler(dest)
+    buf = bytearray(RECV_BUFFER)
+    view = memoryview(buf)
+    try:
+        while not handler.ended:
+            event = decoder.next_event()
+            if event is not frames.NEED_DATA:
+                handler.handle(event)
+                continue
+            remaining = decoder.payload_remaining
+            if handler.range is not None and remaining and not decoder.buffered:
+                count = sock.recv_into(view, min(remaining, RECV_BUFFER))
+                if count == 0:
+                    decoder.receive_data(b"")
+                on_bytes(count)
+                dest.write_range(handler.range[0], handler.range[1], view[:count])
+                handler.range[1] += count
+                decoder.payload_consumed(count)
+                continue
+            count = sock.recv_into(view)
+            on_bytes(count)
+            decoder.receive_data(view[:count] if count else b"")
+    except TimeoutError:
+        raise PeerTimeout("the peer stopped sending data; giving up") from None
+    except ConnectionError as exc:
+        raise ConnectionLost(f"data connection lost: {exc}") from None
+
+
+def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes) -> None:
+    """--force-grpc: apply the codec bytes of one control frame."""
+    decoder.receive_data(data)
+    while (event := decoder.next_event()) is not frames.NEED_DATA:
+        handler.handle(event)
+
+
+def close_all(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.close()

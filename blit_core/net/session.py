@@ -1,0 +1,322 @@
+"""One transfer session, after the handshake: the SOURCE and DESTINATION roles, the same code
+on the client and in the daemon (push: the client is the SOURCE; pull: the daemon is).
+
+SOURCE: a scan thread writes manifest batches (at most WINDOW unanswered); each Needs answer
+turns the named files into data-plane work; when the manifest is done and answered, the
+senders end their streams; after the DESTINATION's summary, a move removes the confirmed
+sources; Done carries the SOURCE's own report.
+
+DESTINATION: each manifest batch is planned at once and answered with its needs; receiver
+threads commit files as their bytes arrive; once the manifest and every stream have ended,
+deletions and directory attributes run and the summary goes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+
+from blit_core.errors import BlitError, ConnectionLost, ProtocolError
+from blit_core.models import ItemEvent, TransferReport
+from blit_core.net import dataplane
+from blit_core.net.generated import blit_pb2 as pb
+from blit_core.options import TransferOptions, Verb
+from blit_core.progress import NullObserver, TransferObserver
+from blit_core.transfer.destination import Destination
+from blit_core.transfer.jobs import JobResult, TransferRoot
+from blit_core.transfer.source import Batch, SourceFile, remove_confirmed, scan_to_manifest
+from blit_core.wire.codec import Decoder
+from blit_core.wire.manifest import Confirm, ManifestWriter, read_records
+from blit_core.wire.report import report_from_wire, report_to_wire
+
+PROTOCOL_VERSION = 1
+WINDOW = 8
+_END = object()
+
+
+class Channel:
+    """The control stream: Frames in and out, counted, with the peer's Failure raised."""
+
+    def __init__(self, read: Callable[[], Awaitable[pb.Frame | None]],
+                 write: Callable[[pb.Frame], Awaitable[None]]) -> None:
+        self._read = read
+        self._write = write
+        self.sent = 0
+        self.received = 0
+
+    async def send(self, frame: pb.Frame) -> None:
+        self.sent += frame.ByteSize()
+        await self._write(frame)
+
+    async def recv(self) -> pb.Frame:
+        frame = await self._read()
+        if frame is None:
+            raise ConnectionLost("the peer closed the session")
+        self.received += frame.ByteSize()
+        if frame.HasField("failure"):
+            error = BlitError(frame.failure.message)
+            error.exit_code = frame.failure.exit_code or 1
+            raise error
+        return frame
+
+    async def expect(self, field: str) -> pb.Frame:
+        frame = await self.recv()
+        if not frame.HasField(field):
+            raise ProtocolError(f"expected {field}, got {frame.WhichOneof('body')}")
+        return frame
+
+
+class Plane:
+    """The data plane of a session: sockets, or (empty) the control stream itself."""
+
+    def __init__(self, socks: list[socket.socket], limit: int) -> None:
+        self.socks = socks
+        self.limit = dataplane.RateLimit(limit) if limit else None
+        self.wire_bytes = 0
+        self._lock = threading.Lock()
+
+    def count(self, num_bytes: int) -> None:
+        with self._lock:
+            self.wire_bytes += num_bytes
+
+
+class _Threads:
+    """Worker threads whose first exception is re-raised by join()."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.error: BaseException | None = None
+
+    def start(self, target: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self.error = self.error or exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    async def join(self) -> None:
+        for thread in self.threads:
+            await asyncio.to_thread(thread.join)
+        if self.error is not None:
+            raise self.error
+
+
+async def run_source(
+    chan: Channel, plane: Plane, roots: Sequence[TransferRoot], options: TransferOptions,
+    verb: Verb, observer: TransferObserver,
+) -> tuple[TransferReport, list[ItemEvent], JobResult]:
+    """Serve as SOURCE; returns the DESTINATION's report and events, and the SOURCE's part."""
+    loop = asyncio.get_running_loop()
+    batches: queue.Queue = queue.Queue(maxsize=WINDOW)
+    streams = max(1, len(plane.socks))
+    work: queue.Queue = queue.Queue(maxsize=streams * 4)
+    cancelled = threading.Event()
+
+    def deliver(batch: Batch) -> None:
+        while not cancelled.is_set():
+            try:
+                batches.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise ConnectionLost("session ended")
+
+    def scan() -> JobResult:
+        try:
+            return scan_to_manifest(roots, options, verb, deliver)
+        finally:
+            batches.put(_END)
+
+    def on_sent(num_bytes: int, files: int) -> None:
+        plane.count(num_bytes)
+        loop.call_soon_threadsafe(observer.on_progress, num_bytes, files)
+
+    flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
+    senders = _Threads()
+    if plane.socks:
+        for sock in plane.socks:
+            out = dataplane.SocketOutput(sock)
+            senders.start(dataplane.Sender(out, work, plane.limit, on_sent, flags).run)
+    else:
+        def emit(data: bytes) -> None:
+            asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop).result()
+
+        out = dataplane.FrameOutput(emit)
+        senders.start(dataplane.Sender(out, work, plane.limit, on_sent, flags).run)
+
+    async def put_work(item: object) -> None:
+        while True:
+            if senders.error is not None:
+                raise senders.error
+            try:
+                work.put_nowait(item)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Full):
+                    await asyncio.to_thread(work.put, item, True, 0.2)
+                    return
+
+    scan_task = asyncio.ensure_future(asyncio.to_thread(scan))
+    outstanding: dict[int, dict[int, SourceFile]] = {}
+    window = asyncio.Semaphore(WINDOW)
+
+    manifest_sent = asyncio.Event()
+    stopped = False
+
+    async def maybe_stop() -> None:
+        """Once the whole manifest is sent and answered, the senders end their streams."""
+        nonlocal stopped
+        if not stopped and manifest_sent.is_set() and not outstanding:
+            stopped = True
+            for _ in senders.threads:
+                await put_work(dataplane.STOP)
+
+    async def pump_manifest() -> None:
+        while True:
+            batch = await asyncio.to_thread(batches.get)
+            if batch is _END:
+                await chan.send(pb.Frame(manifest=pb.Manifest(batch=len(outstanding))))
+                manifest_sent.set()
+                await maybe_stop()
+                return
+            await window.acquire()
+            outstanding[batch.number] = batch.files
+            await chan.send(pb.Frame(manifest=pb.Manifest(batch=batch.number,
+                                                          entries=batch.records)))
+
+    pump = asyncio.ensure_future(pump_manifest())
+    summary_parts: list[bytes] = []
+    confirmed: list[tuple[int, str, int, int]] = []
+    try:
+        while True:
+            frame = await chan.recv()
+            if frame.HasField("needs"):
+                files = outstanding.get(frame.needs.batch)
+                if files is None:
+                    raise ProtocolError(f"needs for unknown manifest batch {frame.needs.batch}")
+                planned = 0
+                for need_id in frame.needs.ids:
+                    file = files.get(need_id)
+                    if file is None:
+                        raise ProtocolError(f"need for unknown file id {need_id}")
+                    root = roots[file.root]
+                    planned += file.entry.size
+                    for item in dataplane.plan_work(need_id, file, root.src_path(file.rel),
+                                                    root.display(file.rel), streams):
+                        await put_work(item)
+                del outstanding[frame.needs.batch]  # only now: maybe_stop must not run early
+                window.release()
+                if frame.needs.ids:
+                    observer.on_planned(len(frame.needs.ids), planned)
+            elif frame.HasField("summary"):
+                summary_parts.append(frame.summary.report)
+                for record in read_records(frame.summary.confirmed):
+                    if not isinstance(record, Confirm):
+                        raise ProtocolError("a manifest record inside a summary")
+                    confirmed.append(tuple(record))
+                if frame.summary.last:
+                    break
+            else:
+                raise ProtocolError(f"unexpected {frame.WhichOneof('body')} at the SOURCE")
+            if pump.done():
+                pump.result()
+            await maybe_stop()
+        source_part = await scan_task
+        await senders.join()
+    except BaseException:
+        cancelled.set()
+        pump.cancel()
+        _drain(work)
+        for _ in senders.threads:
+            work.put(dataplane.STOP)
+        raise
+    report, events = report_from_wire(summary_parts[-1])
+    if confirmed:
+        await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part)
+    await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(_as_report(source_part, verb,
+                                                                              options)))))
+    return report, events, source_part
+
+
+def _drain(work: queue.Queue) -> None:
+    try:
+        while True:
+            work.get_nowait()
+    except queue.Empty:
+        return
+
+
+def _as_report(part: JobResult, verb: Verb, options: TransferOptions) -> TransferReport:
+    return TransferReport(verb=verb.value, dry_run=options.dry_run, stats=part.stats,
+                          failures=part.failures, failures_omitted=0, warnings=part.warnings,
+                          duration_s=0.0)
+
+
+async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> TransferReport:
+    """Serve as DESTINATION; returns the merged report (the SOURCE's part included)."""
+    receivers = _Threads()
+    for sock in plane.socks:
+        receivers.start(lambda sock=sock: dataplane.receive_stream(sock, dest, plane.count))
+    decoder = Decoder()
+    handler = dataplane.RecordHandler(dest)
+    try:
+        while True:
+            frame = await chan.recv()
+            if frame.HasField("manifest"):
+                if not frame.manifest.entries:
+                    break
+                ids = await asyncio.to_thread(dest.plan_batch, frame.manifest.entries)
+                await chan.send(pb.Frame(needs=pb.Needs(batch=frame.manifest.batch, ids=ids)))
+            elif frame.HasField("data") and not plane.socks:
+                plane.count(len(frame.data))
+                await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
+            else:
+                raise ProtocolError(f"unexpected {frame.WhichOneof('body')} at the DESTINATION")
+        while not plane.socks and not handler.ended:
+            frame = await chan.expect("data")
+            plane.count(len(frame.data))
+            await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
+        await receivers.join()
+        report = await asyncio.to_thread(dest.finish)
+    except BaseException:
+        await asyncio.to_thread(dest.discard_all)
+        raise
+    writer = ManifestWriter()
+    for root, rel, size, mtime_ns in dest.confirmed:
+        writer.confirm(root, rel, size, mtime_ns)
+    await chan.send(pb.Frame(summary=pb.Summary(
+        report=report_to_wire(report, relayed_events(dest.observer)), confirmed=writer.take(),
+        last=True)))
+    done = await chan.expect("done")
+    source_part, _ = report_from_wire(done.done.report)
+    return merge_source_part(report, source_part)
+
+
+class RelayObserver(NullObserver):
+    """The daemon's observer as DESTINATION: it keeps itemized events for the client."""
+
+    def __init__(self) -> None:
+        self.events: list[ItemEvent] = []
+
+    def on_item(self, event: ItemEvent) -> None:
+        self.events.append(event)
+
+
+def relayed_events(observer: TransferObserver) -> list[ItemEvent]:
+    return observer.events if isinstance(observer, RelayObserver) else []
+
+
+def merge_source_part(report: TransferReport, source_part: TransferReport) -> TransferReport:
+    """The DESTINATION's report with the SOURCE's failures, warnings and removals added."""
+    report.failures = source_part.failures + report.failures
+    report.warnings = source_part.warnings + report.warnings
+    report.stats.sources_removed += source_part.stats.sources_removed
+    return report

@@ -1,0 +1,290 @@
+"""The DESTINATION role of a remote transfer: the local engine's compare-and-apply, fed by a
+manifest, with file bytes arriving from the data plane.
+
+Each manifest batch is compared with the disk at once, by the same Worker and pipeline that
+run local transfers: directories, symlinks, attribute updates and mirror's deletion list are
+decided exactly as locally. The files that need content become needs (ids the SOURCE
+resolves); their bytes arrive as ranges or tar shards, from several data-plane threads, and
+each file is committed through the FsSink (temp file, metadata, rename) when its last byte is
+written. Deletions and directory attributes run only after every file is committed.
+
+All Worker and report state is guarded by one lock: the control plane plans batches while
+data-plane threads commit files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from blit_core.errors import FileIOError, ProtocolError
+from blit_core.models import FileFailure, TransferReport
+from blit_core.options import TransferOptions, Verb
+from blit_core.progress import TransferObserver
+from blit_core.transfer.jobs import CopyItem, JobResult, Progress, TransferRoot
+from blit_core.transfer.pipeline import LocalPipeline
+from blit_core.transfer.sink import DestDir, Incoming
+from blit_core.transfer.worker import EntryPath, FatalTransferError, Worker
+from blit_core.wire import tarshard
+from blit_core.wire.manifest import DirEnd, DirStart, EntryRecord, RootRecord, read_records
+
+PLAN_CHUNK = 512
+MAX_OPEN_DIRS = 256
+STRATEGY = "network"
+
+
+@dataclass
+class _Need:
+    """A file whose content is on its way."""
+
+    where: EntryPath
+    item: CopyItem
+    incoming: Incoming | None = None
+    received: int = 0
+
+
+class Destination(LocalPipeline):
+    def __init__(
+        self,
+        roots: Sequence[TransferRoot],
+        verb: Verb,
+        options: TransferOptions,
+        observer: TransferObserver,
+        *,
+        jail: str | None = None,
+    ) -> None:
+        worker = Worker(roots, options, verb, self._on_worker_message,
+                        remote_source=True, jail=jail)
+        super().__init__(roots, verb, options, observer, local_worker=worker)
+        self.lock = threading.RLock()
+        self.started = time.monotonic()
+        self.pending_dirs: dict[tuple[int, str], bool] = {}
+        self.needs: dict[int, _Need] = {}
+        self.by_path: dict[str, int] = {}
+        self.given_up: set[int] = set()
+        self.confirmed: list[tuple[int, str, int, int]] = []
+        self._new_needs: list[int] = []
+        self._ids: dict[tuple[int, str], int] = {}
+        self._dir_pass = None
+        self._listing: list = []
+
+    # -- planning ------------------------------------------------------------------------
+
+    def plan_batch(self, records: bytes) -> list[int]:
+        """Compare one manifest batch with the disk; return the ids of the files to send."""
+        worker = self.local
+        with self.lock:
+            try:
+                for record in read_records(records):
+                    if isinstance(record, EntryRecord):
+                        self._listing.append((record.entry, record.digest))
+                        if stat.S_ISREG(record.entry.mode) and self._dir_pass is not None:
+                            rel = self._dir_pass.rel_prefix + record.entry.name
+                            self._ids[(self._dir_pass.root_index, rel)] = record.id
+                        if len(self._listing) >= PLAN_CHUNK:
+                            self._plan_listing()
+                    elif isinstance(record, DirStart):
+                        self._start_dir(record)
+                    elif isinstance(record, DirEnd):
+                        self._plan_listing()
+                        if self._dir_pass is not None:
+                            self._dir_pass.finish(record.incomplete)
+                        worker.result.scan_incomplete |= record.incomplete
+                        self._dir_pass = None
+                        worker.flush_result()
+                    elif isinstance(record, RootRecord):
+                        self._check_root(record.root)
+                        self._ids[(record.root, "")] = record.id
+                        worker.start_root(record.root, record.entry, record.digest)
+                        worker.flush_result()
+                    else:
+                        raise ProtocolError("a confirmation record inside a manifest")
+                self._plan_listing()
+                worker.flush_result()
+            except FatalTransferError as exc:
+                raise FileIOError(str(exc)) from None
+            if len(worker._dir_fds) > MAX_OPEN_DIRS:
+                worker.release_places()
+            needs, self._new_needs = self._new_needs, []
+            return needs
+
+    def _check_root(self, root: int) -> None:
+        if root >= len(self.roots):
+            raise ProtocolError(f"manifest names root {root}, of {len(self.roots)}")
+
+    def _start_dir(self, record: DirStart) -> None:
+        if self._dir_pass is not None or self._listing:
+            raise ProtocolError("a listing started inside another")
+        self._check_root(record.root)
+        exists = self.pending_dirs.pop((record.root, record.rel), None)
+        # A listing nobody planned (an excluded, skipped or failed directory) is ignored.
+        self._dir_pass = None if exists is None else self.local.open_dir_pass(
+            record.root, record.rel, exists)
+
+    def _plan_listing(self) -> None:
+        if self._listing and self._dir_pass is not None:
+            self.local.plan_listing(self._dir_pass, self._listing)
+        self._listing = []
+
+    def _on_worker_message(self, message: JobResult | Progress) -> None:
+        self._handle(message)
+        if isinstance(message, JobResult):
+            self.confirmed.extend(message.confirmed)
+        for job in self.frontier:
+            self.pending_dirs[(job.root, job.rel)] = job.dst_exists
+        self.frontier.clear()
+        while self.copy_queue:
+            job = self.copy_queue.popleft()
+            root = self.roots[job.root]
+            prefix = job.rel_dir + "/" if job.rel_dir else ""
+            for item in job.items:
+                rel = prefix + item.entry.name if root.is_dir else ""
+                need_id = self._ids.pop((job.root, rel))
+                where = EntryPath(job.root, rel, root.display(rel))
+                self.needs[need_id] = _Need(where, item)
+                self.by_path[where.shown] = need_id
+                self._new_needs.append(need_id)
+        if not self._dir_pass:
+            self._ids.clear()
+
+    # -- data ----------------------------------------------------------------------------
+
+    def write_range(self, need_id: int, offset: int, data: bytes | memoryview) -> None:
+        """Write part of a file's content; commit the file when its last byte is in."""
+        need = self._need(need_id)
+        if need is None:
+            return
+        size = need.item.entry.size
+        if offset < 0 or offset + len(data) > size:
+            raise ProtocolError(f"range of {need.where.shown!r} beyond its size")
+        if need.incoming is None and not self._open(need_id, need):
+            return
+        assert need.incoming is not None
+        if data:
+            try:
+                os.pwrite(need.incoming.fd, data, offset)
+            except OSError as exc:
+                self._give_up(need_id, exc)
+                return
+        with self.lock:
+            need.received += len(data)
+            complete = need.received >= size
+        if complete:
+            self._commit(need_id)
+
+    def write_shard(self, shard: bytes | memoryview) -> None:
+        for path, data in tarshard.read_members(shard):
+            with self.lock:
+                need_id = self.by_path.get(path)
+            if need_id is None:
+                raise ProtocolError(f"tar shard member {path!r} was not asked for")
+            if len(data) != self.needs[need_id].item.entry.size:
+                raise ProtocolError(f"tar shard member {path!r} has the wrong size")
+            self.write_range(need_id, 0, data)
+
+    def abort(self, need_id: int, reason: str) -> None:
+        """The SOURCE could not send a file: it is a failure (vanished, if it said so)."""
+        need = self._need(need_id)
+        if need is None:
+            return
+        with self.lock:
+            self._drop(need_id, need)
+            vanished = reason.startswith("vanished")
+            self._add_failures([FileFailure(need.where.shown, reason, vanished)])
+
+    def _need(self, need_id: int) -> _Need | None:
+        """The need an id names; None for one given up on already (its data is ignored)."""
+        need = self.needs.get(need_id)
+        if need is None:
+            if need_id in self.given_up:
+                return None
+            raise ProtocolError(f"data for file id {need_id}, which was not asked for")
+        return need
+
+    def _open(self, need_id: int, need: _Need) -> bool:
+        if self.options.dry_run:
+            raise ProtocolError("file data in a dry run")
+        with self.lock:
+            if need.incoming is not None:
+                return True
+            try:
+                dir_fd, name = self.local._place_of(need.where)
+                need.incoming = self.local.sink.open_incoming(
+                    dir_fd, name, need.item.entry, need.item.dst_mode,
+                    self.roots[need.where.root].dest_rel(need.where.rel))
+            except OSError as exc:
+                self._give_up(need_id, exc)
+                return False
+        return True
+
+    def _commit(self, need_id: int) -> None:
+        with self.lock:
+            need = self.needs.get(need_id)
+            if need is None:
+                return
+            if need.incoming is None and not self._open(need_id, need):
+                return
+            assert need.incoming is not None
+            try:
+                dir_fd, name = self.local._place_of(need.where)
+                self.local.sink.commit_incoming(
+                    need.incoming, dir_fd, name, need.item.entry,
+                    self.roots[need.where.root].dest_rel(need.where.rel), DestDir.of(dir_fd))
+            except OSError as exc:
+                need.incoming = None  # closed (and removed) by commit_incoming
+                self._give_up(need_id, exc)
+                return
+            need.incoming = None
+            self._drop(need_id, need)
+            self.local.record_copy(need.where, need.item, STRATEGY)
+            self.local.flush_result()
+
+    def _give_up(self, need_id: int, exc: OSError) -> None:
+        with self.lock:
+            need = self.needs[need_id]
+            self._drop(need_id, need)
+            self.given_up.add(need_id)
+            try:
+                self.local._fail(need.where.shown, exc)
+            except FatalTransferError as fatal:
+                self.fatal = self.fatal or str(fatal)
+            self.local.flush_result()
+
+    def _drop(self, need_id: int, need: _Need) -> None:
+        if need.incoming is not None:
+            incoming, need.incoming = need.incoming, None
+            try:
+                dir_fd, _ = self.local._place_of(need.where)
+            except OSError:  # its directory is gone: the temp file went with it
+                os.close(incoming.fd)
+            else:
+                self.local.sink.discard_incoming(incoming, dir_fd)
+        del self.needs[need_id]
+        self.by_path.pop(need.where.shown, None)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def discard_all(self) -> None:
+        """The session failed: remove every temp file still open."""
+        with self.lock:
+            for need_id, need in list(self.needs.items()):
+                self._drop(need_id, need)
+            self.local.release_places()
+
+    def finish(self) -> TransferReport:
+        """Every byte is in: deletions, directory attributes, the merged report."""
+        with self.lock:
+            if self.fatal:
+                self.discard_all()
+                raise FileIOError(self.fatal)
+            if self.needs:
+                missing = ", ".join(repr(n.where.shown) for n in list(self.needs.values())[:3])
+                raise ProtocolError(f"the SOURCE ended without sending {missing}")
+            self.local.flush_result()
+            try:
+                return self._report(self.started)
+            finally:
+                self.local.release_places()

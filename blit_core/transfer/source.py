@@ -1,0 +1,193 @@
+"""The SOURCE role of a remote transfer: the local engine's scan, writing a manifest.
+
+The same Worker that runs local transfers walks the source tree (filters, --files-from,
+--copy-links and scan failures behave exactly as locally), but each directory's listing is
+written into manifest batches instead of being compared with a destination. Each batch
+travels with the regular files it names, by id, so the session can look up what the
+DESTINATION asks for and forget the rest once it has answered.
+
+After a move, `remove_confirmed` deletes each source file the DESTINATION confirmed, if it has
+not changed since it was scanned, and then the directories left empty."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from blit_core import hashing
+from blit_core.models import FileEntry, FileFailure
+from blit_core.options import CompareMode, TransferOptions, Verb
+from blit_core.transfer.jobs import DirJob, JobResult, Progress, RootJob, TransferRoot
+from blit_core.transfer.worker import Worker
+from blit_core.wire.manifest import ManifestWriter
+
+BATCH_BYTES = 256 << 10  # a manifest batch: well under gRPC's 4 MiB message limit
+
+
+class SourceFile(NamedTuple):
+    """A regular file the manifest named: where it is and what it was when scanned."""
+
+    root: int
+    rel: str
+    entry: FileEntry
+
+
+class Batch(NamedTuple):
+    number: int
+    records: bytes
+    files: dict[int, SourceFile]
+
+
+class ManifestOutput:
+    """Receives the Worker's listings and cuts them into batches for `deliver`."""
+
+    def __init__(
+        self, roots: Sequence[TransferRoot], options: TransferOptions,
+        deliver: Callable[[Batch], None],
+    ) -> None:
+        self.roots = roots
+        self.deliver = deliver
+        self.writer = ManifestWriter()
+        self.files: dict[int, SourceFile] = {}
+        self.next_id = 0
+        self.batches = 0
+        self.checksum = options.compare is CompareMode.CHECKSUM
+        self.worker: Worker | None = None
+
+    def root(self, root_index: int, entry: FileEntry) -> None:
+        entry_id = self._remember(root_index, "", entry)
+        self.writer.root(root_index, entry_id, entry, self._digest(root_index, "", entry))
+        self._maybe_flush()
+
+    def open_dir(self, root_index: int, rel: str) -> _ManifestPass:
+        self.writer.dir_start(root_index, rel)
+        assert self.worker is not None
+        return _ManifestPass(self, self.worker, root_index, rel)
+
+    def _remember(self, root_index: int, rel: str, entry: FileEntry) -> int:
+        entry_id = self.next_id
+        self.next_id += 1
+        if stat.S_ISREG(entry.mode):
+            self.files[entry_id] = SourceFile(root_index, rel, entry)
+        return entry_id
+
+    def _digest(self, root_index: int, rel: str, entry: FileEntry) -> bytes:
+        if not self.checksum or not stat.S_ISREG(entry.mode):
+            return b""
+        try:
+            return hashing.file_digest(self.roots[root_index].src_path(rel))
+        except OSError:
+            return b""  # it vanished or is unreadable: reported when it is sent
+
+    def _maybe_flush(self) -> None:
+        if len(self.writer) >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not len(self.writer):
+            return
+        batch = Batch(self.batches, self.writer.take(), self.files)
+        self.batches += 1
+        self.files = {}
+        self.deliver(batch)
+
+
+class _ManifestPass:
+    """The directory pass of a SOURCE: every entry that survives the filters is written."""
+
+    dst_listing: dict[str, os.DirEntry] = {}  # noqa: RUF012 - never written: no fast path
+
+    def __init__(self, output: ManifestOutput, worker: Worker, root_index: int, rel: str) -> None:
+        self.output = output
+        self.worker = worker
+        self.root_index = root_index
+        self.rel_prefix = rel + "/" if rel else ""
+
+    def keep(self, name: str) -> None:
+        return
+
+    def handle(self, entry: FileEntry, dst_dirent: os.DirEntry | None) -> None:
+        output = self.output
+        rel = self.rel_prefix + entry.name
+        entry_id = output._remember(self.root_index, rel, entry)
+        output.writer.entry(entry_id, entry, output._digest(self.root_index, rel, entry))
+        if stat.S_ISDIR(entry.mode):
+            self.worker.result.subdirs.append(DirJob(self.root_index, rel, True))
+        output._maybe_flush()
+
+    def finish(self, incomplete: bool = False) -> None:
+        self.output.writer.dir_end(self.worker.result.scan_incomplete)
+        self.output._maybe_flush()
+
+
+def scan_to_manifest(
+    roots: Sequence[TransferRoot], options: TransferOptions, verb: Verb,
+    deliver: Callable[[Batch], None],
+) -> JobResult:
+    """Walk every root depth-first, handing manifest batches to `deliver` as they fill (it
+    may block: that is the back-pressure). Returns the scan's failures and warnings."""
+    merged = JobResult()
+    stack: list[DirJob] = []
+
+    def collect(part: JobResult | Progress) -> None:
+        if isinstance(part, Progress):
+            return
+        merged.failures.extend(part.failures)
+        merged.warnings.extend(part.warnings)
+        merged.scan_incomplete |= part.scan_incomplete
+        if part.fatal and not merged.fatal:
+            merged.fatal = part.fatal
+        stack.extend(reversed(part.subdirs))
+
+    output = ManifestOutput(roots, options, deliver)
+    worker = Worker(roots, options, verb, collect, manifest=output)
+    output.worker = worker
+    worker.run([RootJob(index) for index in range(len(roots))])
+    while stack and not merged.fatal:
+        worker.run([stack.pop()])
+    output.flush()
+    return merged
+
+
+def remove_confirmed(
+    roots: Sequence[TransferRoot], confirmed: Sequence[tuple[int, str, int, int]],
+    result: JobResult,
+) -> None:
+    """Move, after the DESTINATION's summary: delete each confirmed source file that is
+    still what was sent (same size and mtime); then the directories left empty (the root of
+    `SRC/` stays, as locally)."""
+    dirs: set[tuple[int, str]] = set()
+    for root_index, rel, size, mtime_ns in confirmed:
+        root = roots[root_index]
+        shown = root.display(rel)
+        path = root.src_path(rel)
+        try:
+            now = os.lstat(path)
+            if (now.st_size, now.st_mtime_ns) != (size, mtime_ns):
+                result.warnings.append(f"not removing {shown!r}: it changed during the move")
+                continue
+            os.unlink(path)
+        except OSError as exc:
+            result.failures.append(FileFailure(shown, exc.strerror or str(exc)))
+            continue
+        result.stats.sources_removed += 1
+        while root.is_dir and rel:
+            rel = os.path.dirname(rel)
+            dirs.add((root_index, rel))
+    for root_index, rel in sorted(dirs, key=_deepest_first):
+        root = roots[root_index]
+        if not rel and not root.prefix:
+            continue
+        try:
+            os.rmdir(root.src_path(rel))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                result.warnings.append(f"could not remove {root.display(rel)!r}: {exc.strerror}")
+
+
+def _deepest_first(place: tuple[int, str]) -> tuple[int, str]:
+    rel = place[1]
+    return (-(rel.count("/") + 1) if rel else 0, rel)

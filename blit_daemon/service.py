@@ -1,0 +1,177 @@
+"""The daemon's side of a Transfer RPC: check the Hello against the modules, report the paths,
+take the resolved roots, grant the data plane, and run the daemon's role of the session."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import stat
+
+import grpc
+
+from blit_core import __version__, pathsafe
+from blit_core.errors import BlitError, ProtocolError, RemoteError
+from blit_core.net import dataplane
+from blit_core.net.client import DEFAULT_STREAMS, STALL_TIMEOUT_S, module_relative
+from blit_core.net.generated import blit_pb2 as pb
+from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_core.net.session import (
+    PROTOCOL_VERSION,
+    Channel,
+    Plane,
+    RelayObserver,
+    run_destination,
+    run_source,
+)
+from blit_core.options import Verb
+from blit_core.transfer.destination import Destination
+from blit_core.transfer.jobs import TransferRoot
+from blit_core.wire.options import options_from_wire
+from blit_daemon.config import DaemonConfig, ModuleConfig
+
+logger = logging.getLogger("blit_daemon")
+MAX_STREAMS = 16
+
+
+class BlitService(pb_grpc.BlitServicer):
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.sessions = asyncio.Semaphore(config.max_sessions)
+        self.active: set[asyncio.Task] = set()
+
+    async def Transfer(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
+        async def read() -> pb.Frame | None:
+            frame = await context.read()
+            return None if frame is grpc.aio.EOF else frame
+
+        chan = Channel(read, context.write)
+        if self.sessions.locked():
+            await _refuse(chan, RemoteError("the daemon is serving too many sessions; retry later"))
+            return
+        async with self.sessions:
+            task = asyncio.current_task()
+            assert task is not None
+            self.active.add(task)
+            try:
+                await self._session(chan, context.peer())
+            except BlitError as exc:
+                logger.info("session from %s failed: %s", context.peer(), exc)
+                await _refuse(chan, exc)
+            finally:
+                self.active.discard(task)
+
+    async def _session(self, chan: Channel, peer: str) -> None:
+        hello = (await chan.expect("hello")).hello
+        if hello.protocol != PROTOCOL_VERSION:
+            raise RemoteError(f"protocol version mismatch: client speaks {hello.protocol}, "
+                              f"daemon {PROTOCOL_VERSION}; upgrade the older side")
+        module = self.config.module(hello.module)
+        if module is None:
+            names = ", ".join(m.name for m in self.config.modules)
+            raise RemoteError(f"unknown module {hello.module!r} (this daemon has: {names})")
+        daemon_is_source = hello.client_role == pb.DESTINATION
+        if not daemon_is_source and module.read_only:
+            raise RemoteError(f"module {module.name!r} is read-only")
+        verb = Verb(hello.verb)
+        if daemon_is_source and verb is Verb.MOVE and module.read_only:
+            raise RemoteError(f"module {module.name!r} is read-only; move would delete from it")
+        options = options_from_wire(hello.options)
+        if options.backup_dir is not None:
+            raise RemoteError("--backup-dir is not supported for remote transfers yet")
+        if daemon_is_source and options.copy_links:
+            raise RemoteError("-L/--copy-links is not supported when pulling yet")
+        states = [_path_state(module, path) for path in hello.paths]
+        await chan.send(pb.Frame(welcome=pb.Welcome(
+            protocol=PROTOCOL_VERSION, server_version=__version__, paths=states,
+            motd=self.config.motd, force_grpc_data=self.config.force_grpc_data)))
+        wire_roots = (await chan.expect("roots")).roots
+        roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
+        if wire_roots.has_make_dir and not options.dry_run:
+            _make_dir(module, wire_roots.make_dir)
+        logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
+                    module.name, ",".join(hello.paths[:1]))
+        streams = min(MAX_STREAMS, hello.streams or DEFAULT_STREAMS)
+        bwlimit = min(x for x in (hello.bwlimit, self.config.bwlimit or 0) if x) if (
+            hello.bwlimit or self.config.bwlimit) else 0
+        socks = []
+        if hello.force_grpc or self.config.force_grpc_data:
+            await chan.send(pb.Frame(grant=pb.DataGrant(port=0)))
+        else:
+            grant = dataplane.open_grant(self.config.bind, streams)
+            await chan.send(pb.Frame(grant=pb.DataGrant(port=grant.port, token=grant.token,
+                                                        streams=streams)))
+            socks = await asyncio.to_thread(dataplane.accept_streams, grant,
+                                            self.config.session_timeout or STALL_TIMEOUT_S)
+        plane = Plane(socks, bwlimit)
+        try:
+            if daemon_is_source:
+                await run_source(chan, plane, roots, options, verb, RelayObserver())
+            else:
+                dest = Destination(roots, verb, options, RelayObserver(), jail=module.path)
+                await run_destination(chan, plane, dest)
+        finally:
+            dataplane.close_all(socks)
+
+
+async def _refuse(chan: Channel, error: BlitError) -> None:
+    try:
+        await chan.send(pb.Frame(failure=pb.Failure(message=str(error),
+                                                    exit_code=error.exit_code)))
+    except Exception:  # the peer is gone already
+        logger.debug("could not send the failure", exc_info=True)
+
+
+def _module_rel(module: ModuleConfig, virtual: str) -> str:
+    if virtual != f"/{module.name}" and not virtual.startswith(f"/{module.name}/"):
+        raise ProtocolError(f"path {virtual!r} is outside module {module.name!r}")
+    return pathsafe.validate_wire_path(module_relative(virtual, module.name))
+
+
+def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
+    """Whether a module path exists and is a directory, reached without following any
+    symlink (one that leaves the module is reported as not a directory)."""
+    rel = _module_rel(module, virtual.rstrip("/") or "/")
+    head, _, name = rel.rpartition("/")
+    try:
+        root_fd = pathsafe.open_root(module.path)
+        try:
+            dir_fd = pathsafe.open_beneath(root_fd, head)
+        finally:
+            os.close(root_fd)
+        try:
+            st = os.lstat(name, dir_fd=dir_fd) if name else os.fstat(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        return pb.PathState(exists=False, is_dir=False)
+    return pb.PathState(exists=True, is_dir=stat.S_ISDIR(st.st_mode))
+
+
+def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) -> TransferRoot:
+    rel = pathsafe.validate_wire_path(root.src if daemon_is_source else root.dst)
+    path = os.path.join(module.path, rel) if rel else module.path
+    other = root.dst if daemon_is_source else root.src
+    if root.prefix:
+        pathsafe.validate_wire_path(root.prefix)
+    fields = {"src": path, "dst": other} if daemon_is_source else {"src": other, "dst": path}
+    return dataclasses.replace(TransferRoot("", "", root.prefix, root.is_dir), **fields)
+
+
+def _make_dir(module: ModuleConfig, rel: str) -> None:
+    rel = pathsafe.validate_wire_path(rel)
+    head, _, name = rel.rpartition("/")
+    if not name:
+        return
+    root_fd = pathsafe.open_root(module.path)
+    try:
+        dir_fd = pathsafe.open_beneath(root_fd, head)
+    finally:
+        os.close(root_fd)
+    try:
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(dir_fd)
