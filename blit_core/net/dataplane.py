@@ -20,6 +20,7 @@ import hmac
 import os
 import queue
 import secrets
+import select
 import socket
 import threading
 import time
@@ -192,7 +193,14 @@ class SocketOutput:
         self.sock.sendall(data)
 
     def send_file(self, fd: int, offset: int, count: int) -> int:
-        return os.sendfile(self.sock.fileno(), fd, offset, count)
+        """os.sendfile on a socket with a timeout (non-blocking underneath): wait for room."""
+        while True:
+            try:
+                return os.sendfile(self.sock.fileno(), fd, offset, count)
+            except BlockingIOError:
+                _, ready, _ = select.select([], [self.sock], [], self.sock.gettimeout())
+                if not ready:
+                    raise PeerTimeout("the peer stopped reading data; giving up") from None
 
 
 class FrameOutput:

@@ -144,6 +144,9 @@ class Destination(LocalPipeline):
                 rel = prefix + item.entry.name if root.is_dir else ""
                 need_id = self._ids.pop((job.root, rel))
                 where = EntryPath(job.root, rel, root.display(rel))
+                if self.options.dry_run:  # reported as it would be, with no data asked for
+                    self.local.record_copy(where, item, None)
+                    continue
                 self.needs[need_id] = _Need(where, item)
                 self.by_path[where.shown] = need_id
                 self._new_needs.append(need_id)

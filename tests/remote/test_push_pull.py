@@ -1,0 +1,245 @@
+"""Remote transfers against a real blit-daemon on 127.0.0.1 (ephemeral port): the same cases
+run local->local, push and pull, and their trees and exit codes must agree."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.treecheck import assert_same_tree, file_digest, find_temp_files
+
+DIRECTIONS = ["local", "push", "pull"]
+
+
+class Daemon:
+    def __init__(self, root: Path, *, config: Path | None = None) -> None:
+        self.root = root
+        where = ["--config", str(config)] if config else ["--root", str(root)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "blit_daemon", *where, "--port", "0", "--no-mdns"],
+            stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 20
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            match = re.search(r"ready on 127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"blit-daemon did not start: {line!r}")
+
+    def endpoint(self, path: str) -> str:
+        return f"127.0.0.1:{self.port}:/default/{path}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    module = tmp_path / "module"
+    module.mkdir()
+    running = Daemon(module)
+    yield running
+    running.stop()
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "blit_cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def make_tree(root: Path) -> None:
+    (root / "sub" / "deep").mkdir(parents=True)
+    for i in range(300):
+        (root / f"small{i:03}").write_bytes(os.urandom(i * 7))
+    (root / "sub" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 11))
+    (root / "sub" / "deep" / "empty").write_bytes(b"")
+    (root / "link").symlink_to("small001")
+    (root / "ro").write_text("read only")
+    (root / "ro").chmod(0o444)
+    os.utime(root / "sub", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+
+
+def transfer(direction: str, daemon: Daemon, verb: str, src: Path, dst: Path,
+             *flags: str) -> subprocess.CompletedProcess[str]:
+    """`blit VERB SRC/ DST/` in one direction: the daemon's module holds SRC for a pull and
+    DST for a push (as module/<name>)."""
+    if direction == "local":
+        return run(verb, *flags, f"{src}/", f"{dst}/")
+    if direction == "push":
+        return run(verb, *flags, f"{src}/", daemon.endpoint(dst.name) + "/")
+    return run(verb, *flags, daemon.endpoint(src.name) + "/", f"{dst}/")
+
+
+def sides(direction: str, daemon: Daemon, tmp_path: Path) -> tuple[Path, Path]:
+    """Where SRC and DST live for a direction (the module side is inside the daemon's root)."""
+    src = (daemon.root if direction == "pull" else tmp_path) / "src"
+    dst = (daemon.root if direction == "push" else tmp_path) / "dst"
+    return src, dst
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_mirror_round_trip_is_identical(direction: str, daemon: Daemon, tmp_path: Path) -> None:
+    src, dst = sides(direction, daemon, tmp_path)
+    src.mkdir()
+    make_tree(src)
+    result = transfer(direction, daemon, "mirror", src, dst)
+    assert result.returncode == 0, result.stderr
+    assert_same_tree(src, dst)
+    assert find_temp_files(dst) == []
+    # a second pass changes nothing; a changed, an added and a removed file are handled
+    (src / "small005").write_bytes(b"changed!")
+    (src / "added").write_bytes(b"new")
+    (src / "small006").unlink()
+    (dst / "extraneous").write_bytes(b"stale")
+    result = transfer(direction, daemon, "mirror", src, dst, "-i")
+    assert result.returncode == 0, result.stderr
+    assert ">f+++++++++ added" in result.stdout
+    assert "*deleting extraneous" in result.stdout
+    assert_same_tree(src, dst)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_copy_keeps_extraneous_and_dry_run_changes_nothing(
+    direction: str, daemon: Daemon, tmp_path: Path
+) -> None:
+    src, dst = sides(direction, daemon, tmp_path)
+    src.mkdir()
+    make_tree(src)
+    dst.mkdir()
+    (dst / "keep").write_text("mine")
+    result = transfer(direction, daemon, "copy", src, dst, "-n")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(dst)) == ["keep"]
+    result = transfer(direction, daemon, "copy", src, dst)
+    assert result.returncode == 0, result.stderr
+    assert (dst / "keep").read_text() == "mine"
+    assert file_digest(dst / "sub" / "big.bin") == file_digest(src / "sub" / "big.bin")
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_filters_and_max_delete_behave_as_locally(
+    direction: str, daemon: Daemon, tmp_path: Path
+) -> None:
+    src, dst = sides(direction, daemon, tmp_path)
+    src.mkdir()
+    make_tree(src)
+    result = transfer(direction, daemon, "mirror", src, dst, "--exclude", "small1*")
+    assert result.returncode == 0, result.stderr
+    assert not (dst / "small100").exists()
+    assert (dst / "small099").exists()
+    for name in ("x1", "x2", "x3"):
+        (dst / name).write_text(name)
+    result = transfer(direction, daemon, "mirror", src, dst, "--exclude", "small1*",
+                      "--max-delete", "1")
+    assert result.returncode == 25, result.stderr
+    assert sum((dst / n).exists() for n in ("x1", "x2", "x3")) == 2
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_move_removes_sources_after_commit(direction: str, daemon: Daemon,
+                                           tmp_path: Path) -> None:
+    src, dst = sides(direction, daemon, tmp_path)
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"payload")
+    (src / "top").write_bytes(os.urandom(1 << 20))
+    digest = file_digest(src / "top")
+    result = transfer(direction, daemon, "move", src, dst)
+    assert result.returncode == 0, result.stderr
+    assert (dst / "d" / "f").read_bytes() == b"payload"
+    assert file_digest(dst / "top") == digest
+    assert not (src / "top").exists() and not (src / "d" / "f").exists()
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_force_grpc_carries_the_data(direction: str, daemon: Daemon, tmp_path: Path) -> None:
+    src, dst = sides(direction, daemon, tmp_path)
+    src.mkdir()
+    make_tree(src)
+    result = transfer(direction, daemon, "mirror", src, dst, "--force-grpc", "--json")
+    assert result.returncode == 0, result.stderr
+    assert_same_tree(src, dst)
+
+
+def test_large_file_goes_over_several_streams(daemon: Daemon, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge", "wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
+    result = run("copy", "--streams", "4", "--json", f"{src}/", daemon.endpoint("big") + "/")
+    assert result.returncode == 0, result.stderr
+    assert file_digest(daemon.root / "big" / "huge") == file_digest(src / "huge")
+    assert '"wire_bytes_sent"' in result.stdout
+
+
+def test_unknown_module_and_missing_daemon_are_clear_errors(daemon: Daemon,
+                                                             tmp_path: Path) -> None:
+    result = run("copy", str(tmp_path), f"127.0.0.1:{daemon.port}:/nosuch/x")
+    assert result.returncode == 5
+    assert "unknown module 'nosuch'" in result.stderr
+    daemon.stop()
+    result = run("copy", str(tmp_path), f"127.0.0.1:{daemon.port}:/default/x")
+    assert result.returncode == 5
+    assert "cannot connect" in result.stderr
+
+
+def test_push_through_a_symlink_out_of_the_module_writes_nothing_outside(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (daemon.root / "escape").symlink_to(outside)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "payload").write_text("x")
+    result = run("copy", f"{src}/", daemon.endpoint("escape") + "/")
+    assert result.returncode != 0
+    assert os.listdir(outside) == []
+    result = run("copy", daemon.endpoint("escape") + "/", f"{tmp_path}/pulled/")
+    assert not (tmp_path / "pulled" / "payload").exists()
+
+
+def test_read_only_module_refuses_a_push(tmp_path: Path) -> None:
+    module = tmp_path / "m"
+    module.mkdir()
+    config = tmp_path / "blit.toml"
+    config.write_text(f'[[module]]\nname = "default"\npath = "{module}"\nread_only = true\n')
+    running = Daemon(module, config=config)
+    try:
+        result = run("copy", str(tmp_path / "blit.toml"), running.endpoint("x"))
+        assert result.returncode == 5
+        assert "read-only" in result.stderr
+        assert os.listdir(module) == []
+    finally:
+        running.stop()
+
+
+def test_rsync_agrees_on_the_pushed_tree(daemon: Daemon, tmp_path: Path) -> None:
+    if shutil.which("rsync") is None:
+        pytest.skip("rsync is not installed")
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src)
+    assert run("mirror", f"{src}/", daemon.endpoint("dst") + "/").returncode == 0
+    check = subprocess.run(["rsync", "-ani", "--delete", f"{src}/", f"{daemon.root}/dst/"],
+                           capture_output=True, text=True, check=True)
+    assert check.stdout == ""
