@@ -133,13 +133,8 @@ def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
     """Whether a module path exists and is a directory, reached without following any
     symlink (one that leaves the module is reported as not a directory)."""
     rel = _module_rel(module, virtual.rstrip("/") or "/")
-    head, _, name = rel.rpartition("/")
     try:
-        root_fd = pathsafe.open_root(module.path)
-        try:
-            dir_fd = pathsafe.open_beneath(root_fd, head)
-        finally:
-            os.close(root_fd)
+        dir_fd, name = _open_parent(module, rel)
         try:
             st = os.lstat(name, dir_fd=dir_fd) if name else os.fstat(dir_fd)
         finally:
@@ -161,17 +156,23 @@ def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) ->
 
 def _make_dir(module: ModuleConfig, rel: str) -> None:
     rel = pathsafe.validate_wire_path(rel)
-    head, _, name = rel.rpartition("/")
-    if not name:
+    if not rel:
         return
-    root_fd = pathsafe.open_root(module.path)
-    try:
-        dir_fd = pathsafe.open_beneath(root_fd, head)
-    finally:
-        os.close(root_fd)
+    dir_fd, name = _open_parent(module, rel)
     try:
         os.mkdir(name, 0o755, dir_fd=dir_fd)
     except FileExistsError:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _open_parent(module: ModuleConfig, rel: str) -> tuple[int, str]:
+    """(descriptor of the directory holding `rel`, its name), walked from the module root
+    without following symlinks. The caller closes the descriptor."""
+    head, _, name = rel.rpartition("/")
+    root_fd = pathsafe.open_root(module.path)
+    try:
+        return pathsafe.open_beneath(root_fd, head), name
+    finally:
+        os.close(root_fd)
