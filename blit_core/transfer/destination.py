@@ -103,6 +103,8 @@ class Destination(LocalPipeline):
                     else:
                         raise ProtocolError("a confirmation record inside a manifest")
                 self._plan_listing()
+                if self._dir_pass is not None:
+                    self._dir_pass.planner.hand_back()
                 worker.flush_result()
             except FatalTransferError as exc:
                 raise FileIOError(str(exc)) from None

@@ -813,10 +813,17 @@ class _BatchPlanner:
             self.batch = []
             self.batch_bytes = 0
 
+    def hand_back(self) -> None:
+        """Remote DESTINATION: return the batch gathered so far as a CopyJob now, so every
+        need is answered with the manifest batch that named it."""
+        if self.batch:
+            self.worker.result.copy_jobs.append(self._job(self.batch))
+            self.batch = []
+            self.batch_bytes = 0
+
     def finish(self) -> None:
         if self.worker.remote_source:  # the SOURCE sends these: they become needs
-            if self.batch:
-                self.worker.result.copy_jobs.append(self._job(self.batch))
+            self.hand_back()
             return
         if self.worker.options.want_progress and (self.kept or self.batch):
             self.worker._send_part()  # the planned totals first, so progress has an ETA

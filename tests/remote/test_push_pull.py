@@ -243,3 +243,17 @@ def test_rsync_agrees_on_the_pushed_tree(daemon: Daemon, tmp_path: Path) -> None
     check = subprocess.run(["rsync", "-ani", "--delete", f"{src}/", f"{daemon.root}/dst/"],
                            capture_output=True, text=True, check=True)
     assert check.stdout == ""
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_directory_larger_than_a_manifest_batch(direction: str, daemon: Daemon,
+                                                tmp_path: Path) -> None:
+    """Copies planned from one manifest batch are asked for in that batch's answer, even in a
+    directory that spans several batches (a regression: 'need for unknown file id')."""
+    src, dst = sides(direction, daemon, tmp_path)
+    (src / "wide").mkdir(parents=True)
+    for i in range(4000):
+        (src / "wide" / f"file-with-a-longish-name-{i:05}").write_bytes(b"y" * (i % 97))
+    result = transfer(direction, daemon, "mirror", src, dst)
+    assert result.returncode == 0, result.stderr
+    assert_same_tree(src, dst)
