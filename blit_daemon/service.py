@@ -4,7 +4,6 @@ take the resolved roots, grant the data plane, and run the daemon's role of the 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import stat
@@ -93,8 +92,7 @@ class BlitService(pb_grpc.BlitServicer):
         logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
                     module.name, ",".join(hello.paths[:1]))
         streams = min(MAX_STREAMS, hello.streams or DEFAULT_STREAMS)
-        bwlimit = min(x for x in (hello.bwlimit, self.config.bwlimit or 0) if x) if (
-            hello.bwlimit or self.config.bwlimit) else 0
+        bwlimit = min((x for x in (hello.bwlimit, self.config.bwlimit) if x), default=0)
         socks = []
         if hello.force_grpc or self.config.force_grpc_data:
             await chan.send(pb.Frame(grant=pb.DataGrant(port=0)))
@@ -147,11 +145,10 @@ def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
 def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) -> TransferRoot:
     rel = pathsafe.validate_wire_path(root.src if daemon_is_source else root.dst)
     path = os.path.join(module.path, rel) if rel else module.path
-    other = root.dst if daemon_is_source else root.src
-    if root.prefix:
-        pathsafe.validate_wire_path(root.prefix)
-    fields = {"src": path, "dst": other} if daemon_is_source else {"src": other, "dst": path}
-    return dataclasses.replace(TransferRoot("", "", root.prefix, root.is_dir), **fields)
+    pathsafe.validate_wire_path(root.prefix)
+    if daemon_is_source:
+        return TransferRoot(path, root.dst, root.prefix, root.is_dir)
+    return TransferRoot(root.src, path, root.prefix, root.is_dir)
 
 
 def _make_dir(module: ModuleConfig, rel: str) -> None:

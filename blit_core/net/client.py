@@ -122,8 +122,11 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     filters = options.filters
     roots = [root for root in roots
              if not (filters and filters.excludes(root.prefix, root.is_dir))]
-    wire_roots = [pb.Root(src=module_relative(r.src, remote.module) if not push else r.src,
-                          dst=module_relative(r.dst, remote.module) if push else r.dst,
+    def on_daemon(path: str) -> str:
+        return module_relative(path, remote.module)
+
+    wire_roots = [pb.Root(src=r.src if push else on_daemon(r.src),
+                          dst=on_daemon(r.dst) if push else r.dst,
                           prefix=r.prefix, is_dir=r.is_dir) for r in roots]
     make_dir = ""
     if into_dir is not None and any(root.dst != into_dir for root in roots):

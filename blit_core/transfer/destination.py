@@ -210,8 +210,6 @@ class Destination(LocalPipeline):
         return need
 
     def _open(self, need_id: int, need: _Need) -> bool:
-        if self.options.dry_run:
-            raise ProtocolError("file data in a dry run")
         with self.lock:
             if need.incoming is not None:
                 return True

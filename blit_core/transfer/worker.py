@@ -636,7 +636,7 @@ class Worker:
         self._count_done(entry.size)
         if self.move:
             self._remove_source(where, entry)
-        if self.remote_source:
+        if self.remote_source:  # a new file's digest was never needed
             self.source_digests.pop((where.root, where.rel), None)
 
     def _run_root(self, job: RootJob) -> None:
@@ -724,8 +724,9 @@ class Worker:
         its digest in the manifest)."""
         root = self.roots[where.root]
         dst_path = root.dst_path(where.rel)
-        if self.remote_source:
-            digest = self.source_digests.get((where.root, where.rel))
+        if self.remote_source:  # a move verifies again after the commit: kept until then
+            key = (where.root, where.rel)
+            digest = (self.source_digests.get if self.move else self.source_digests.pop)(key, None)
             return digest is not None and hashing.file_digest(dst_path) == digest
         return hashing.same_content(root.src_path(where.rel), dst_path)
 
@@ -745,6 +746,7 @@ class Worker:
                     self.result.confirmed.append(
                         (where.root, where.rel, entry.size, entry.mtime_ns)
                     )
+                self.source_digests.pop((where.root, where.rel), None)
                 return
             src_path = root.src_path(where.rel)
             src_now = os.lstat(src_path)
