@@ -272,6 +272,10 @@ class Worker:
         rel_prefix = dir_pass.rel_prefix
         filtering = bool(self.filters) or self.files_from is not None
         fast_check = self._fast_quick_check
+        owner = self.owner
+        hard_links = self.options.hard_links
+        unchanged_names = dir_pass.included if dir_pass.track_names else None
+        unchanged = unchanged_bytes = 0
         for dirent in listing:
             name = dirent.name
             if filtering and self._excluded(root.display(rel_prefix + name), dirent):
@@ -279,17 +283,31 @@ class Worker:
             dst_dirent = dst_listing.get(name)
             try:
                 src_st = dirent.stat(follow_symlinks=False)
-                if fast_check and dst_dirent is not None and self._looks_unchanged(
-                    src_st.st_mode, src_st.st_size, src_st.st_mtime_ns, src_st.st_nlink,
-                    src_st.st_uid, src_st.st_gid, dst_dirent.stat(follow_symlinks=False),
-                ):
-                    dir_pass.unchanged(name, src_st.st_size)
-                    continue
+                if fast_check and dst_dirent is not None:
+                    # _looks_unchanged's rule, written inline on stat results: a call per
+                    # entry costs ~5% of a no-op mirror. Counted here, in bulk.
+                    dst_st = dst_dirent.stat(follow_symlinks=False)
+                    if (
+                        dst_st.st_mtime_ns == src_st.st_mtime_ns
+                        and dst_st.st_size == src_st.st_size
+                        and dst_st.st_mode == src_st.st_mode
+                        and S_ISREG(src_st.st_mode)
+                        and (src_st.st_nlink == 1 or not hard_links)
+                        and (not owner or (dst_st.st_uid == src_st.st_uid
+                                           and dst_st.st_gid == src_st.st_gid))
+                    ):
+                        unchanged += 1
+                        unchanged_bytes += src_st.st_size
+                        if unchanged_names is not None:
+                            unchanged_names.add(name)
+                        continue
                 entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
             except OSError as exc:
                 self._scan_failure(root.display(rel_prefix + name), dirent, exc, dir_pass)
                 continue
             dir_pass.handle(entry, dst_dirent)
+        dir_pass.unchanged_files += unchanged
+        dir_pass.unchanged_bytes += unchanged_bytes
         dir_pass.finish()
 
     def open_dir_pass(self, root_index: int, rel: str, dst_exists: bool) -> _DirPass | None:
