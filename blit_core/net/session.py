@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 
-from blit_core.errors import BlitError, ConnectionLost, ProtocolError
+from blit_core.errors import BlitError, ConnectionLost, FileIOError, ProtocolError
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
@@ -180,9 +180,22 @@ async def run_source(
                 await put_work(dataplane.STOP)
 
     async def pump_manifest() -> None:
+        """Send batches as the scan makes them; a failure is told to the peer, which stops
+        the session there (with no deletions), and is raised here."""
+        try:
+            await send_batches()
+        except BlitError as exc:
+            await chan.send(pb.Frame(failure=pb.Failure(message=str(exc),
+                                                        exit_code=exc.exit_code)))
+            raise
+
+    async def send_batches() -> None:
         while True:
             batch = await asyncio.to_thread(batches.get)
             if batch is _END:
+                scanned = await scan_task
+                if scanned.fatal:  # never a clean end: mirror would delete the unscanned
+                    raise FileIOError(f"scanning the source failed: {scanned.fatal}")
                 await chan.send(pb.Frame(manifest=pb.Manifest(batch=len(outstanding))))
                 manifest_sent.set()
                 await maybe_stop()
@@ -229,6 +242,9 @@ async def run_source(
             if pump.done():
                 pump.result()
             await maybe_stop()
+        if not pump.done():
+            raise ProtocolError("the DESTINATION summarised before the manifest ended")
+        pump.result()
         source_part = await scan_task
         await senders.join()
     except BaseException:
@@ -237,6 +253,8 @@ async def run_source(
         _drain(work)
         for _ in senders.threads:
             work.put(dataplane.STOP)
+        if pump.done() and not pump.cancelled() and pump.exception() is not None:
+            raise pump.exception() from None  # the cause; the peer only echoed it
         raise
     report, events = report_from_wire(summary_parts[-1])
     if confirmed:

@@ -109,6 +109,12 @@ class _ManifestPass:
     def keep(self, name: str) -> None:
         return
 
+    def names_to_keep(self) -> None:
+        return None
+
+    def add_unchanged(self, files: int, num_bytes: int) -> None:
+        return  # a SOURCE has no destination listing: nothing is ever found unchanged
+
     def handle(self, entry: FileEntry, dst_dirent: os.DirEntry | None) -> None:
         output = self.output
         rel = self.rel_prefix + entry.name

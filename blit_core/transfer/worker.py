@@ -274,7 +274,7 @@ class Worker:
         fast_check = self._fast_quick_check
         owner = self.owner
         hard_links = self.options.hard_links
-        unchanged_names = dir_pass.included if dir_pass.track_names else None
+        unchanged_names = dir_pass.names_to_keep()
         unchanged = unchanged_bytes = 0
         for dirent in listing:
             name = dirent.name
@@ -306,8 +306,7 @@ class Worker:
                 self._scan_failure(root.display(rel_prefix + name), dirent, exc, dir_pass)
                 continue
             dir_pass.handle(entry, dst_dirent)
-        dir_pass.unchanged_files += unchanged
-        dir_pass.unchanged_bytes += unchanged_bytes
+        dir_pass.add_unchanged(unchanged, unchanged_bytes)
         dir_pass.finish()
 
     def open_dir_pass(self, root_index: int, rel: str, dst_exists: bool) -> _DirPass | None:
@@ -881,10 +880,17 @@ class _DirPass:
         if self.track_names:
             self.included.add(name)
 
+    def names_to_keep(self) -> set[str] | None:
+        """The set a caller may add kept names to directly, or None if none are tracked."""
+        return self.included if self.track_names else None
+
+    def add_unchanged(self, files: int, num_bytes: int) -> None:
+        self.unchanged_files += files
+        self.unchanged_bytes += num_bytes
+
     def unchanged(self, name: str, size: int) -> None:
         self.keep(name)
-        self.unchanged_files += 1
-        self.unchanged_bytes += size
+        self.add_unchanged(1, size)
 
     def handle(self, entry: FileEntry, dst_dirent: os.DirEntry | None) -> None:
         self.keep(entry.name)
