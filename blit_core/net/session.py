@@ -206,7 +206,7 @@ async def run_source(
                                                           entries=batch.records)))
 
     pump = asyncio.ensure_future(pump_manifest())
-    summary_parts: list[bytes] = []
+    summary = b""
     confirmed: list[tuple[int, str, int, int]] = []
     try:
         while True:
@@ -230,7 +230,7 @@ async def run_source(
                 if frame.needs.ids:
                     observer.on_planned(len(frame.needs.ids), planned)
             elif frame.HasField("summary"):
-                summary_parts.append(frame.summary.report)
+                summary = frame.summary.report
                 for record in read_records(frame.summary.confirmed):
                     if not isinstance(record, Confirm):
                         raise ProtocolError("a manifest record inside a summary")
@@ -256,7 +256,7 @@ async def run_source(
         if pump.done() and not pump.cancelled() and pump.exception() is not None:
             raise pump.exception() from None  # the cause; the peer only echoed it
         raise
-    report, events = report_from_wire(summary_parts[-1])
+    report, events = report_from_wire(summary)
     if confirmed:
         await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part)
     await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(_as_report(source_part, verb,
