@@ -139,6 +139,9 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
                         help="data-plane TCP streams, 1-16 (default: automatic)")
     remote.add_argument("--bwlimit", type=parse_size, default=0, metavar="RATE",
                         help="cap the transfer at RATE bytes per second (e.g. 50M)")
+    remote.add_argument("--timeout", type=float, default=60.0, metavar="SECS",
+                        help="give up when the daemon sends nothing for SECS seconds "
+                        "(exit 30; default: 60)")
 
     out = sub.add_argument_group("output")
     out.add_argument("-n", "--dry-run", action="store_true",
@@ -240,7 +243,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     with console:
         report = api.transfer(verb, sources, destination, options, console,
                               remote=api.RemoteSettings(args.force_grpc, args.streams,
-                                                        args.bwlimit))
+                                                        args.bwlimit, args.timeout))
     console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 

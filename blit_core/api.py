@@ -8,10 +8,9 @@ import os
 from collections.abc import Sequence
 
 from blit_core.endpoints import check_not_overlapping, resolve_local
-from blit_core.errors import UsageError
 from blit_core.locations import RemoteLocation, parse_location
 from blit_core.models import TransferReport
-from blit_core.options import TransferOptions, Verb
+from blit_core.options import RemoteSettings, TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
 from blit_core.transfer.pipeline import LocalPipeline
 
@@ -35,12 +34,8 @@ def transfer(
     ):
         from blit_core.net.client import remote_transfer
 
-        settings = remote or RemoteSettings()
-        if not 0 <= settings.streams <= 16:
-            raise UsageError("--streams must be between 1 and 16")
         return remote_transfer(verb, locations, target, options, observer or NullObserver(),
-                               force_grpc=settings.force_grpc, streams=settings.streams,
-                               bwlimit=settings.bwlimit)
+                               remote or RemoteSettings())
     if options.files_from is not None:  # as rsync: a source directory is the list's base
         sources = [s.rstrip("/") + "/" if os.path.isdir(s) else s for s in sources]
     roots, into_dir = resolve_local(list(sources), destination, copy_links=options.copy_links)
@@ -64,15 +59,6 @@ def transfer(
     ):
         os.mkdir(into_dir)
     return LocalPipeline(roots, verb, options, observer or NullObserver()).run()
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteSettings:
-    """How a remote transfer uses the network (ignored for local ones)."""
-
-    force_grpc: bool = False
-    streams: int = 0  # 0: automatic
-    bwlimit: int = 0  # bytes per second, 0: none
 
 
 def copy(sources: Sequence[str], destination: str, options: TransferOptions | None = None,

@@ -80,3 +80,19 @@ class TransferOptions:
             raise UsageError("--suffix cannot contain '/'")
         if self.backup and not self.effective_backup_suffix and not self.backup_dir:
             raise UsageError("--suffix cannot be empty without --backup-dir")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """How a remote transfer uses the network (ignored for local ones)."""
+
+    force_grpc: bool = False
+    streams: int = 0  # data-plane streams, 0: automatic
+    bwlimit: int = 0  # bytes per second, 0: none
+    timeout: float = 60.0  # seconds of silence from the daemon that end the session
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.streams <= 16:
+            raise UsageError("--streams must be between 1 and 16")
+        if self.timeout < 2:
+            raise UsageError("--timeout must be at least 2 seconds")

@@ -13,7 +13,7 @@ import grpc
 from blit_core import __version__, pathsafe
 from blit_core.errors import BlitError, ProtocolError, RemoteError
 from blit_core.net import dataplane
-from blit_core.net.client import DEFAULT_STREAMS, STALL_TIMEOUT_S, module_relative
+from blit_core.net.client import DEFAULT_STREAMS, module_relative
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_core.net.session import (
@@ -45,19 +45,24 @@ class BlitService(pb_grpc.BlitServicer):
             frame = await context.read()
             return None if frame is grpc.aio.EOF else frame
 
-        chan = Channel(read, context.write)
+        chan = Channel(read, context.write, self.config.session_timeout,
+                       "the client")
         if self.sessions.locked():
-            await _refuse(chan, RemoteError("the daemon is serving too many sessions; retry later"))
+            await chan.fail(RemoteError("the daemon is serving too many sessions; retry later"))
             return
         async with self.sessions:
             task = asyncio.current_task()
             assert task is not None
             self.active.add(task)
             try:
-                await self._session(chan, context.peer())
+                async with chan.running():
+                    await self._session(chan, context.peer())
             except BlitError as exc:
                 logger.info("session from %s failed: %s", context.peer(), exc)
-                await _refuse(chan, exc)
+                await chan.fail(exc)
+            except Exception as exc:
+                logger.exception("session from %s failed", context.peer())
+                await chan.fail(exc)
             finally:
                 self.active.discard(task)
 
@@ -101,7 +106,7 @@ class BlitService(pb_grpc.BlitServicer):
             await chan.send(pb.Frame(grant=pb.DataGrant(port=grant.port, token=grant.token,
                                                         streams=streams)))
             socks = await asyncio.to_thread(dataplane.accept_streams, grant,
-                                            self.config.session_timeout or STALL_TIMEOUT_S)
+                                            self.config.session_timeout)
         plane = Plane(socks, bwlimit)
         try:
             if daemon_is_source:
@@ -111,14 +116,6 @@ class BlitService(pb_grpc.BlitServicer):
                 await run_destination(chan, plane, dest)
         finally:
             dataplane.close_all(socks)
-
-
-async def _refuse(chan: Channel, error: BlitError) -> None:
-    try:
-        await chan.send(pb.Frame(failure=pb.Failure(message=str(error),
-                                                    exit_code=error.exit_code)))
-    except Exception:  # the peer is gone already
-        logger.debug("could not send the failure", exc_info=True)
 
 
 def _module_rel(module: ModuleConfig, virtual: str) -> str:

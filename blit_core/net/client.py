@@ -21,14 +21,13 @@ from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_core.net.session import PROTOCOL_VERSION, Channel, Plane, run_destination, run_source
-from blit_core.options import TransferOptions, Verb
+from blit_core.options import RemoteSettings, TransferOptions, Verb
 from blit_core.progress import TransferObserver
 from blit_core.transfer.destination import Destination
 from blit_core.wire.options import options_to_wire
 
 DEFAULT_PORT = 9031
 DEFAULT_STREAMS = 4
-STALL_TIMEOUT_S = 60.0
 
 
 def virtual_path(loc: RemoteLocation) -> str:
@@ -45,8 +44,7 @@ def module_relative(path: str, module: str) -> str:
 
 async def _transfer(
     verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
-    options: TransferOptions, observer: TransferObserver, force_grpc: bool,
-    streams: int, bwlimit: int,
+    options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
 ) -> TransferReport:
     push = isinstance(destination, RemoteLocation)
     remote = destination if push else sources[0]
@@ -73,34 +71,38 @@ async def _transfer(
             try:
                 frame = await call.read()
             except grpc.aio.AioRpcError as exc:
-                raise _rpc_error(exc, address) from None
+                raise _rpc_error(exc, address, chan) from None
             return None if frame is grpc.aio.EOF else frame
 
-        chan = Channel(read, call.write)
+        chan = Channel(read, call.write, settings.timeout, "the daemon")
         try:
-            return await _session(chan, call, verb, sources, destination, remote, push, paths,
-                                  options, observer, force_grpc, streams, bwlimit)
+            async with chan.running():
+                return await _session(chan, call, verb, sources, destination, remote, push,
+                                      paths, options, observer, settings)
         except grpc.aio.AioRpcError as exc:
-            raise _rpc_error(exc, address) from None
+            raise _rpc_error(exc, address, chan) from None
         finally:
             call.cancel()
 
 
-def _rpc_error(exc: grpc.aio.AioRpcError, address: str) -> BlitError:
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return RemoteError(f"cannot connect to a blit daemon at {address}; is it running? "
-                           "(blit scan lists daemons on the LAN)")
-    return ConnectionLost(f"the session with {address} failed: {exc.details()}")
+def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitError:
+    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+        return ConnectionLost(f"the session with {address} failed: {exc.details()}")
+    if chan.received:
+        return ConnectionLost(f"lost the connection to the blit daemon at {address} "
+                              "in the middle of the transfer")
+    return RemoteError(f"cannot connect to a blit daemon at {address}; is it running? "
+                       "(blit scan lists daemons on the LAN)")
 
 
 async def _session(chan, call, verb, sources, destination, remote, push, paths, options,
-                   observer, force_grpc, streams, bwlimit) -> TransferReport:
+                   observer, settings) -> TransferReport:
     started = time.monotonic()
     await chan.send(pb.Frame(hello=pb.Hello(
         protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
         paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
-        options=options_to_wire(options), force_grpc=force_grpc, streams=streams,
-        bwlimit=bwlimit)))
+        options=options_to_wire(options), force_grpc=settings.force_grpc,
+        streams=settings.streams or DEFAULT_STREAMS, bwlimit=settings.bwlimit)))
     welcome = (await chan.expect("welcome")).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
@@ -140,8 +142,8 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     socks = []
     if grant.port:
         socks = await asyncio.to_thread(dataplane.dial_streams, remote.host, grant.port,
-                                        grant.token, grant.streams, STALL_TIMEOUT_S)
-    plane = Plane(socks, bwlimit)
+                                        grant.token, grant.streams, settings.timeout)
+    plane = Plane(socks, settings.bwlimit)
     try:
         if push:
             report, events, _ = await run_source(chan, plane, roots, options, verb, observer)
@@ -163,12 +165,10 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
 
 def remote_transfer(
     verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
-    options: TransferOptions, observer: TransferObserver, *, force_grpc: bool = False,
-    streams: int = 0, bwlimit: int = 0,
+    options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
 ) -> TransferReport:
     """Run a push or a pull against a blit daemon."""
-    coro = _transfer(verb, sources, destination, options, observer, force_grpc,
-                     streams or DEFAULT_STREAMS, bwlimit)
+    coro = _transfer(verb, sources, destination, options, observer, settings)
     try:
         import uvloop
     except ImportError:

@@ -9,8 +9,9 @@ Each connection is served by its own thread with a blocking socket: the sender t
 work from one shared bounded queue, so no stream idles while another has a queue, packs
 small files into tar shards and sends large ranges with zero-copy os.sendfile; the receiver
 thread decodes records and writes through the Destination, reading large payloads straight
-into a reused buffer. The socket timeout is the stall timeout. Under --force-grpc the same
-records travel inside the control stream through `FrameWriter`/`feed_frames`."""
+into a reused buffer. The socket timeout bounds a send to a peer that stopped reading; an
+idle receiver waits until the session shuts its socket down. Under --force-grpc the same
+records travel inside the control stream through `FrameOutput`/`feed_frames`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
@@ -190,17 +191,30 @@ class SocketOutput:
         self.sock = sock
 
     def write(self, data: bytes | memoryview) -> None:
-        self.sock.sendall(data)
+        with _peer_errors():
+            self.sock.sendall(data)
 
     def send_file(self, fd: int, offset: int, count: int) -> int:
         """os.sendfile on a socket with a timeout (non-blocking underneath): wait for room."""
-        while True:
-            try:
-                return os.sendfile(self.sock.fileno(), fd, offset, count)
-            except BlockingIOError:
-                _, ready, _ = select.select([], [self.sock], [], self.sock.gettimeout())
-                if not ready:
-                    raise PeerTimeout("the peer stopped reading data; giving up") from None
+        with _peer_errors():
+            while True:
+                try:
+                    return os.sendfile(self.sock.fileno(), fd, offset, count)
+                except BlockingIOError:
+                    _, ready, _ = select.select([], [self.sock], [], self.sock.gettimeout())
+                    if not ready:
+                        raise TimeoutError from None
+
+
+@contextlib.contextmanager
+def _peer_errors() -> Iterator[None]:
+    """A send that cannot go on: the peer stopped reading, or its connection went away."""
+    try:
+        yield
+    except TimeoutError:
+        raise PeerTimeout("the peer stopped reading data; giving up") from None
+    except ConnectionError as exc:
+        raise ConnectionLost(f"data connection lost: {exc}") from None
 
 
 class FrameOutput:
@@ -355,7 +369,9 @@ class RecordHandler:
 
 def receive_stream(sock: socket.socket, dest: Destination,
                    on_bytes: Callable[[int], None]) -> None:
-    """Read one data connection to its END."""
+    """Read one data connection to its END. An idle connection is waited on for as long as
+    the session lives (the control plane's keepalive watches the peer); a session that ends
+    shuts the socket down, which wakes this thread."""
     decoder = Decoder()
     handler = RecordHandler(dest)
     buf = bytearray(RECV_BUFFER)
@@ -367,22 +383,27 @@ def receive_stream(sock: socket.socket, dest: Destination,
                 handler.handle(event)
                 continue
             remaining = decoder.payload_remaining
-            if handler.range is not None and remaining and not decoder.buffered:
-                count = sock.recv_into(view, min(remaining, RECV_BUFFER))
-                if count == 0:
-                    decoder.receive_data(b"")
-                on_bytes(count)
+            direct = handler.range is not None and remaining and not decoder.buffered
+            count = _recv_idle(sock, view[:min(remaining, RECV_BUFFER)] if direct else view)
+            if count == 0:
+                raise ConnectionLost("the peer closed a data connection before its end")
+            on_bytes(count)
+            if direct:
                 dest.write_range(handler.range[0], handler.range[1], view[:count])
                 handler.range[1] += count
                 decoder.payload_consumed(count)
-                continue
-            count = sock.recv_into(view)
-            on_bytes(count)
-            decoder.receive_data(view[:count] if count else b"")
-    except TimeoutError:
-        raise PeerTimeout("the peer stopped sending data; giving up") from None
+            else:
+                decoder.receive_data(view[:count])
     except ConnectionError as exc:
         raise ConnectionLost(f"data connection lost: {exc}") from None
+
+
+def _recv_idle(sock: socket.socket, view: memoryview) -> int:
+    while True:
+        try:
+            return sock.recv_into(view)
+        except TimeoutError:
+            continue
 
 
 def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes) -> None:
@@ -390,6 +411,13 @@ def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes) -> None:
     decoder.receive_data(data)
     while (event := decoder.next_event()) is not frames.NEED_DATA:
         handler.handle(event)
+
+
+def shutdown_all(socks: list[socket.socket]) -> None:
+    """Wake every thread blocked on these sockets (recv returns 0, send fails)."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def close_all(socks: list[socket.socket]) -> None:

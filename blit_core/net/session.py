@@ -18,9 +18,11 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
-from blit_core.errors import BlitError, ConnectionLost, FileIOError, ProtocolError
+from blit_core.errors import BlitError, ConnectionLost, FileIOError, PeerTimeout, ProtocolError
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
@@ -35,39 +37,134 @@ from blit_core.wire.report import report_from_wire, report_to_wire
 
 PROTOCOL_VERSION = 1
 WINDOW = 8
+FAIL_SEND_TIMEOUT_S = 5.0
+KEEPALIVE_S = 1.0
+INBOX_FRAMES = 64
+T = TypeVar("T")
 _END = object()
 
 
+class PeerFailure(BlitError):
+    """The peer ended the session with a Failure frame (its message and exit code)."""
+
+
 class Channel:
-    """The control stream: Frames in and out, counted, with the peer's Failure raised."""
+    """The control stream of a session: Frames in and out, counted, serialised and watched.
+
+    While `running`, a reader task takes every incoming frame (so the peer is watched even
+    while the local role waits on something else), an empty Progress frame goes out each
+    KEEPALIVE_S when nothing else did, and a peer silent for `timeout` seconds ends the
+    session. The first error anywhere (the peer's Failure, its silence or disconnection, a
+    local thread's `abort`) ends every `until` wait at once."""
 
     def __init__(self, read: Callable[[], Awaitable[pb.Frame | None]],
-                 write: Callable[[pb.Frame], Awaitable[None]]) -> None:
+                 write: Callable[[pb.Frame], Awaitable[None]], timeout: float,
+                 peer: str) -> None:
         self._read = read
+        self.peer = peer  # "the daemon" or "the client", for messages
         self._write = write
+        self.timeout = timeout
         self.sent = 0
         self.received = 0
+        self._lock = asyncio.Lock()
+        self._last_sent = time.monotonic()
+        self._failed = False
+        self._inbox: asyncio.Queue[pb.Frame] = asyncio.Queue(maxsize=INBOX_FRAMES)
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[None] = self._loop.create_future()
 
     async def send(self, frame: pb.Frame) -> None:
-        self.sent += frame.ByteSize()
-        await self._write(frame)
+        async with self._lock:
+            self.sent += frame.ByteSize()
+            self._last_sent = time.monotonic()
+            await self._write(frame)
 
     async def recv(self) -> pb.Frame:
-        frame = await self._read()
-        if frame is None:
-            raise ConnectionLost("the peer closed the session")
-        self.received += frame.ByteSize()
-        if frame.HasField("failure"):
-            error = BlitError(frame.failure.message)
-            error.exit_code = frame.failure.exit_code or 1
-            raise error
-        return frame
+        if not self._inbox.empty():  # frames that came before the end are still delivered
+            return self._inbox.get_nowait()
+        return await self.until(self._inbox.get())
 
     async def expect(self, field: str) -> pb.Frame:
         frame = await self.recv()
         if not frame.HasField(field):
             raise ProtocolError(f"expected {field}, got {frame.WhichOneof('body')}")
         return frame
+
+    def abort(self, error: BaseException) -> None:
+        """End the session with `error` (thread-safe; the first error wins)."""
+        def settle() -> None:
+            if not self._ended.done():
+                self._ended.set_exception(error)
+                self._ended.exception()  # retrieved here: `until` raises it
+
+        self._loop.call_soon_threadsafe(settle)
+
+    async def until(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable`, unless the session ends first (then raise why it ended)."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({task, self._ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_retrieve)  # it may still end with an error of its own
+        if task.done():
+            return task.result()
+        await self._ended
+        raise AssertionError("unreachable: an ended session holds its error")
+
+    async def fail(self, error: BaseException) -> None:
+        """Tell the peer, once, why the session ends here (best effort: it may be gone)."""
+        if self._failed or isinstance(error, PeerFailure) or not isinstance(error, Exception):
+            return
+        self._failed = True
+        if isinstance(error, BlitError):
+            failure = pb.Failure(message=str(error), exit_code=error.exit_code)
+        else:
+            failure = pb.Failure(message=f"internal error: {type(error).__name__}: {error}")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.send(pb.Frame(failure=failure)), FAIL_SEND_TIMEOUT_S)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Channel]:
+        tasks = [asyncio.ensure_future(self._reader()), asyncio.ensure_future(self._keepalive())]
+        try:
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(self._read(), self.timeout)
+                except TimeoutError:
+                    raise PeerTimeout(f"{self.peer} sent nothing for {self.timeout:g} s; "
+                                      "giving up") from None
+                if frame is None:
+                    raise ConnectionLost(f"{self.peer} closed the session")
+                self.received += frame.ByteSize()
+                if frame.HasField("failure"):
+                    error = PeerFailure(frame.failure.message)
+                    error.exit_code = frame.failure.exit_code or 1
+                    raise error
+                if not frame.HasField("progress"):
+                    await self._inbox.put(frame)
+        except Exception as exc:
+            self.abort(exc)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_S)
+            if time.monotonic() - self._last_sent >= KEEPALIVE_S:
+                with contextlib.suppress(Exception):  # a dead peer shows in the reader
+                    await self.send(pb.Frame(progress=pb.Progress()))
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class Plane:
@@ -83,13 +180,18 @@ class Plane:
         with self._lock:
             self.wire_bytes += num_bytes
 
+    def shutdown(self) -> None:
+        """Wake the session's threads blocked on the data plane (the session is ending)."""
+        dataplane.shutdown_all(self.socks)
+
 
 class _Threads:
-    """Worker threads whose first exception is re-raised by join()."""
+    """Worker threads; the first exception aborts the session and is re-raised by join()."""
 
-    def __init__(self) -> None:
+    def __init__(self, chan: Channel) -> None:
         self.threads: list[threading.Thread] = []
         self.error: BaseException | None = None
+        self._chan = chan
 
     def start(self, target: Callable[[], None]) -> None:
         def run() -> None:
@@ -97,14 +199,18 @@ class _Threads:
                 target()
             except BaseException as exc:
                 self.error = self.error or exc
+                self._chan.abort(exc)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         self.threads.append(thread)
 
-    async def join(self) -> None:
+    async def settle(self) -> None:
         for thread in self.threads:
             await asyncio.to_thread(thread.join)
+
+    async def join(self) -> None:
+        await self.settle()
         if self.error is not None:
             raise self.error
 
@@ -140,7 +246,7 @@ async def run_source(
         loop.call_soon_threadsafe(observer.on_progress, num_bytes, files)
 
     flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
-    senders = _Threads()
+    senders = _Threads(chan)
     if plane.socks:
         for sock in plane.socks:
             out = dataplane.SocketOutput(sock)
@@ -179,16 +285,6 @@ async def run_source(
             for _ in senders.threads:
                 await put_work(dataplane.STOP)
 
-    async def pump_manifest() -> None:
-        """Send batches as the scan makes them; a failure is told to the peer, which stops
-        the session there (with no deletions), and is raised here."""
-        try:
-            await send_batches()
-        except BlitError as exc:
-            await chan.send(pb.Frame(failure=pb.Failure(message=str(exc),
-                                                        exit_code=exc.exit_code)))
-            raise
-
     async def send_batches() -> None:
         while True:
             batch = await asyncio.to_thread(batches.get)
@@ -205,7 +301,9 @@ async def run_source(
             await chan.send(pb.Frame(manifest=pb.Manifest(batch=batch.number,
                                                           entries=batch.records)))
 
-    pump = asyncio.ensure_future(pump_manifest())
+    pump = asyncio.ensure_future(send_batches())  # its failure ends the session (no deletions)
+    pump.add_done_callback(lambda done: done.cancelled() or done.exception() is None
+                           or chan.abort(done.exception()))
     summary = b""
     confirmed: list[tuple[int, str, int, int]] = []
     try:
@@ -239,22 +337,20 @@ async def run_source(
                     break
             else:
                 raise ProtocolError(f"unexpected {frame.WhichOneof('body')} at the SOURCE")
-            if pump.done():
-                pump.result()
             await maybe_stop()
         if not pump.done():
             raise ProtocolError("the DESTINATION summarised before the manifest ended")
         pump.result()
         source_part = await scan_task
-        await senders.join()
-    except BaseException:
+        await chan.until(senders.join())
+    except BaseException as exc:
         cancelled.set()
         pump.cancel()
+        plane.shutdown()
         _drain(work)
         for _ in senders.threads:
-            work.put(dataplane.STOP)
-        if pump.done() and not pump.cancelled() and pump.exception() is not None:
-            raise pump.exception() from None  # the cause; the peer only echoed it
+            work.put_nowait(dataplane.STOP)
+        await chan.fail(exc)
         raise
     report, events = report_from_wire(summary)
     if confirmed:
@@ -280,7 +376,7 @@ def _as_report(part: JobResult, verb: Verb, options: TransferOptions) -> Transfe
 
 async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> TransferReport:
     """Serve as DESTINATION; returns the merged report (the SOURCE's part included)."""
-    receivers = _Threads()
+    receivers = _Threads(chan)
     for sock in plane.socks:
         receivers.start(lambda sock=sock: dataplane.receive_stream(sock, dest, plane.count))
     decoder = Decoder()
@@ -302,10 +398,13 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
             frame = await chan.expect("data")
             plane.count(len(frame.data))
             await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
-        await receivers.join()
+        await chan.until(receivers.join())
         report = await asyncio.to_thread(dest.finish)
-    except BaseException:
+    except BaseException as exc:
+        plane.shutdown()  # receivers stop before their temp files go
+        await receivers.settle()
         await asyncio.to_thread(dest.discard_all)
+        await chan.fail(exc)
         raise
     writer = ManifestWriter()
     for root, rel, size, mtime_ns in dest.confirmed:
