@@ -1,0 +1,88 @@
+"""A stalled peer ends a remote session with exit 30 (--timeout), both sides clean up their
+temp files, and a slow but live transfer whose data streams sit idle longer than the timeout
+still completes (the control plane's keepalives carry it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.daemon import Daemon, run
+from helpers.treecheck import file_digest, find_temp_files
+
+MIB = 1 << 20
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_stalled_daemon_ends_the_session_with_exit_30(direction: str, daemon: Daemon,
+                                                        tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    source_dir = daemon.root if direction == "pull" else local
+    (source_dir / "big").write_bytes(os.urandom(40 * MIB))
+    if direction == "push":
+        src, dst, dst_dir = str(local / "big"), daemon.endpoint("big"), daemon.root
+    else:
+        src, dst, dst_dir = daemon.endpoint("big"), str(local / "copy"), local
+    client = subprocess.Popen(
+        [sys.executable, "-m", "blit_cli", "copy", "--timeout", "3", "--bwlimit", "4M", src, dst],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: find_temp_files(dst_dir), 20, "the transfer to start")
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        _, stderr = client.communicate(timeout=30)
+        waited = time.monotonic() - stopped
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    assert client.returncode == 30, stderr
+    assert "the daemon sent nothing for 3 s" in stderr
+    assert "Traceback" not in stderr
+    assert 2 <= waited < 15
+    # the daemon wakes up, notices the client is gone, and cleans up too
+    wait_for(lambda: not find_temp_files(daemon.root), 20, "the daemon to remove its temp files")
+    assert not find_temp_files(local)
+    assert not (dst_dir / ("big" if direction == "push" else "copy")).exists()
+    assert daemon.proc.poll() is None
+    result = run("copy", str(source_dir / "big"), daemon.endpoint("again") if direction == "push"
+                 else str(local / "again"))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_idle_data_streams_outlive_the_timeout(direction: str, daemon: Daemon,
+                                               tmp_path: Path) -> None:
+    """One 3 MiB file at 512 KiB/s keeps one stream busy for ~6 s and the other three idle,
+    three times the 2 s timeout: keepalives must carry the session to its end."""
+    local = tmp_path / "local"
+    local.mkdir()
+    source = (daemon.root if direction == "pull" else local) / "slow"
+    source.write_bytes(os.urandom(3 * MIB))
+    if direction == "push":
+        args, landed = [str(source), daemon.endpoint("landed")], daemon.root / "landed"
+    else:
+        args, landed = [daemon.endpoint("slow"), str(local / "landed")], local / "landed"
+    started = time.monotonic()
+    result = run("copy", "--timeout", "2", "--bwlimit", "512K", "--streams", "4", *args)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started > 4  # the limit really kept it slower than the timeout
+    assert file_digest(landed) == file_digest(source)
+
+
+def test_timeout_must_be_sensible(daemon: Daemon, tmp_path: Path) -> None:
+    result = run("copy", "--timeout", "0.5", str(tmp_path), daemon.endpoint("x"))
+    assert result.returncode == 1
+    assert "--timeout must be at least 2 seconds" in result.stderr
