@@ -1,17 +1,28 @@
-"""`blit demo`: generate a sample tree in a temp directory, mirror it with progress and a
-summary, change a few files, mirror again, and clean up. The first thing a new user runs."""
+"""`blit demo`: the Quick start round trip. It generates a sample tree in a temp directory,
+starts a blit-daemon on 127.0.0.1 (ephemeral port, no mDNS) exporting a temporary module,
+pushes the tree to it, pulls it back, verifies the copy (content, modes, mtimes, links), prints
+the throughput of each leg, and cleans everything up."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
+
+import xxhash
 
 from blit_cli import render
 from blit_core import api
-from blit_core.options import TransferOptions
+from blit_core.errors import RemoteError
+from blit_core.models import TransferReport
+from blit_core.options import TransferOptions, Verb
+
+DAEMON_START_S = 20.0
 
 
 def make_sample_tree(root: str, files: int, seed: int = 7) -> None:
@@ -29,30 +40,94 @@ def make_sample_tree(root: str, files: int, seed: int = 7) -> None:
     os.symlink("big/blob0.bin", os.path.join(root, "latest.bin"))
 
 
+def tree_fingerprint(root: str) -> dict[str, tuple]:
+    """Every entry below root: kind, mode, mtime (files and dirs), size and content digest
+    (files) or target (links)."""
+    found: dict[str, tuple] = {}
+    for directory, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                found[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[rel] = ("dir", st.st_mode, st.st_mtime_ns)
+            else:
+                with open(path, "rb") as handle:
+                    digest = xxhash.xxh3_128_hexdigest(handle.read())
+                found[rel] = ("file", st.st_mode, st.st_mtime_ns, st.st_size, digest)
+    return found
+
+
+class DemoDaemon:
+    """A blit-daemon child process exporting `module_dir` as module `default`."""
+
+    def __init__(self, module_dir: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "blit_daemon", "--root", module_dir, "--bind", "127.0.0.1",
+             "--port", "0", "--no-mdns"],
+            stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + DAEMON_START_S
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            ready = re.search(r"ready on 127\.0\.0\.1:(\d+)", line)
+            if ready:
+                self.port = int(ready.group(1))
+                return
+            if not line:
+                break
+        self.stop()
+        raise RemoteError(f"the demo's blit-daemon did not start: {line.strip()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _leg(name: str, source: str, destination: str, show_progress: bool) -> TransferReport:
+    console = render.Console(itemize=False, verbose=0, quiet=False, events_to_stderr=False,
+                             progress=show_progress)
+    with console:
+        report = api.transfer(Verb.MIRROR, [source], destination,
+                              TransferOptions(want_progress=show_progress), console)
+    print(f"{name}: {render.summary_line(report)}")
+    return report
+
+
 def run_demo(files: int) -> int:
     workdir = tempfile.mkdtemp(prefix="blit-demo-")
     try:
         source = os.path.join(workdir, "source")
-        mirror = os.path.join(workdir, "mirror")
+        module = os.path.join(workdir, "module")
+        back = os.path.join(workdir, "pulled-back")
         os.mkdir(source)
+        os.mkdir(module)
         print(f"Generating {files} files and 64 MiB of large files in {source} ...")
         make_sample_tree(source, files)
-        show_progress = sys.stderr.isatty()
-        options = TransferOptions(want_progress=show_progress)
-        for round_name in ("first mirror", "second mirror after changing 10 files"):
-            console = render.Console(itemize=False, verbose=0, quiet=False,
-                                     events_to_stderr=False, progress=show_progress)
-            with console:
-                report = api.mirror([source + "/"], mirror, options, console)
-            print(f"{round_name}: {render.summary_line(report)}")
-            if report.exit_code:
-                return report.exit_code
-            for index in range(10):
-                path = os.path.join(source, f"dir{index:02d}", f"sub{index % 7}",
-                                    f"file{index:05d}.txt")
-                with open(path, "ab") as handle:
-                    handle.write(b"changed\n")
-        print(render.stats_block(report))
+        daemon = DemoDaemon(module)
+        try:
+            print(f"blit-daemon on 127.0.0.1:{daemon.port}, module 'default' = {module}")
+            remote = f"127.0.0.1:{daemon.port}:/default/tree/"
+            show_progress = sys.stderr.isatty()
+            for name, src, dst in (("push", source + "/", remote), ("pull", remote, back)):
+                print(f"{name}: blit mirror {src} {dst}")
+                report = _leg(name, src, dst, show_progress)
+                if report.exit_code:
+                    return report.exit_code
+        finally:
+            daemon.stop()
+        pulled = tree_fingerprint(back)
+        if tree_fingerprint(source) != pulled:
+            print("verify: FAILED: the pulled-back tree differs from the source", file=sys.stderr)
+            return 1
+        print(f"verify: the pulled-back tree is identical to the source "
+              f"({len(pulled)} entries: content, modes, mtimes, links)")
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

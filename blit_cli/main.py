@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_transfer_arguments(sub)
-    demo = verbs.add_parser("demo", help="generate a sample tree and mirror it, to see blit work")
+    demo = verbs.add_parser("demo", help="push a sample tree to a temporary local daemon and "
+                            "pull it back, to see blit work")
     demo.add_argument("--files", type=int, default=5000, help="small files to generate (5000)")
     return parser
 
