@@ -58,6 +58,7 @@ class Console:
         self._bytes_total = 0
         self._files_done = 0
         self._bytes_done = 0
+        self._scanning: int | None = None  # entries listed so far while a manifest streams
         self._next_refresh = 0.0
 
     # -- context: start and stop the progress display ------------------------------------
@@ -107,8 +108,13 @@ class Console:
         self._refresh()
 
     def on_progress(self, num_bytes: int, files: int) -> None:
-        self._bytes_done += num_bytes
-        self._files_done += files
+        if num_bytes or files:  # (0, 0) is a refresh tick, from another thread than the counts
+            self._bytes_done += num_bytes
+            self._files_done += files
+        self._refresh()
+
+    def on_scanned(self, entries: int, finished: bool) -> None:
+        self._scanning = None if finished else entries
         self._refresh()
 
     def on_item(self, event: ItemEvent) -> None:
@@ -141,8 +147,10 @@ class Console:
             return
         self._next_refresh = now + REFRESH_S
         # Workers report progress before the planned totals of the same batch arrive.
+        scanning = self._scanning
         self._progress.update(
             self._task,
+            description="blit" if scanning is None else f"scanning {scanning} files",
             total=max(self._bytes_total, self._bytes_done) or None,
             completed=self._bytes_done,
             files=f"{self._files_done}/{max(self._files_total, self._files_done)} files",
@@ -208,9 +216,14 @@ def stats_block(report: TransferReport) -> str:
         f"Total transferred file size: {s.bytes_transferred:,} bytes",
         f"Failures: {len(report.failures) + report.failures_omitted:,}",
         f"Elapsed: {report.duration_s:.3f} s",
-        "",
     ]
-    return "\n".join(lines)
+    if report.wire_bytes_sent or report.wire_bytes_received:
+        lines += [
+            f"Total bytes sent: {report.wire_bytes_sent:,}",
+            f"Total bytes received: {report.wire_bytes_received:,}",
+            f"Data streams: {len(report.stream_bytes) or 'the control stream (--force-grpc)'}",
+        ]
+    return "\n".join([*lines, ""])
 
 
 def _rich_console() -> Any:

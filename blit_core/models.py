@@ -114,6 +114,7 @@ class TransferReport:
     deletions_suppressed_reason: str | None = None
     wire_bytes_sent: int = 0  # remote transfers: bytes on the network, control plane included
     wire_bytes_received: int = 0
+    stream_bytes: list[int] = field(default_factory=list)  # data-plane bytes of each stream
 
     @property
     def exit_code(self) -> int:
@@ -158,6 +159,7 @@ class TransferReport:
             "deleted": s.deleted,
             "wire_bytes_sent": self.wire_bytes_sent,
             "wire_bytes_received": self.wire_bytes_received,
+            "stream_bytes": self.stream_bytes,
             "deletions_skipped": self.deletions_skipped,
             "deletions_suppressed": self.deletions_suppressed_reason,
             "failures": [

@@ -15,6 +15,10 @@ class TransferObserver(Protocol):
     def on_progress(self, num_bytes: int, files: int) -> None:
         """Bytes and files completed since the previous call."""
 
+    def on_scanned(self, entries: int, finished: bool) -> None:
+        """A remote transfer's manifest: `entries` listed by the SOURCE so far; `finished`
+        once its scan is complete."""
+
     def on_item(self, event: ItemEvent) -> None:
         """One itemized change (only when options.want_events is set, and for deletions)."""
 
@@ -32,6 +36,9 @@ class NullObserver:
         return
 
     def on_progress(self, num_bytes: int, files: int) -> None:
+        return
+
+    def on_scanned(self, entries: int, finished: bool) -> None:
         return
 
     def on_item(self, event: ItemEvent) -> None:

@@ -5,10 +5,11 @@ run the local end's role (SOURCE for push, DESTINATION for pull)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -28,6 +29,7 @@ from blit_core.wire.options import options_to_wire
 
 DEFAULT_PORT = 9031
 DEFAULT_STREAMS = 4
+PROGRESS_TICK_S = 0.5
 
 
 def virtual_path(loc: RemoteLocation) -> str:
@@ -76,13 +78,29 @@ async def _transfer(
 
         chan = Channel(read, call.write, settings.timeout, "the daemon")
         try:
-            async with chan.running():
+            async with chan.running(), _ticking(observer):
                 return await _session(chan, call, verb, sources, destination, remote, push,
                                       paths, options, observer, settings)
         except grpc.aio.AioRpcError as exc:
             raise _rpc_error(exc, address, chan) from None
         finally:
             call.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _ticking(observer: TransferObserver) -> AsyncIterator[None]:
+    """Nudge the observer each PROGRESS_TICK_S, so a progress display refreshes its rate and
+    ETA even while nothing completes."""
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_TICK_S)
+            observer.on_progress(0, 0)
+
+    task = asyncio.ensure_future(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitError:
@@ -160,6 +178,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     report.duration_s = time.monotonic() - started
     report.wire_bytes_sent = chan.sent + (plane.wire_bytes if push else 0)
     report.wire_bytes_received = chan.received + (0 if push else plane.wire_bytes)
+    report.stream_bytes = plane.stream_bytes
     return report
 
 

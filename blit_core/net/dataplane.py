@@ -238,7 +238,8 @@ class Sender:
     """One stream's sending loop: work from the shared queue until STOP, then END."""
 
     def __init__(self, out: Output, work: queue.Queue, limit: RateLimit | None,
-                 on_sent: Callable[[int, int], None], open_flags: int) -> None:
+                 on_sent: Callable[[int, int, int], None], open_flags: int) -> None:
+        """`on_sent(wire bytes, file bytes, files)` follows what went out."""
         self.out = out
         self.work = work
         self.limit = limit
@@ -246,6 +247,7 @@ class Sender:
         self.open_flags = open_flags
         self.shard = bytearray()
         self.shard_files = 0
+        self.shard_content = 0
 
     def run(self) -> None:
         while True:
@@ -286,6 +288,7 @@ class Sender:
         self.shard += data
         self.shard += tarshard.padding(entry.size)
         self.shard_files += 1
+        self.shard_content += entry.size
         if len(self.shard) >= SHARD_BYTES or self.shard_files >= SHARD_FILES:
             self._flush_shard()
 
@@ -296,9 +299,9 @@ class Sender:
         self._pace(len(self.shard))
         self.out.write(frames.encode_shard_header(len(self.shard)))
         self.out.write(self.shard)
-        self.on_sent(len(self.shard), self.shard_files)
+        self.on_sent(len(self.shard), self.shard_content, self.shard_files)
         self.shard = bytearray()
-        self.shard_files = 0
+        self.shard_files = self.shard_content = 0
 
     def _send_range(self, item: Work) -> None:
         try:
@@ -316,14 +319,14 @@ class Sender:
                 if count == 0:
                     break
                 sent += count
-                self.on_sent(count, 0)
+                self.on_sent(count, count, 0)
         finally:
             os.close(fd)
         if sent < item.length:  # the file shrank: fill the promised length, then disown it
             self.out.write(bytes(item.length - sent))
             self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
         elif item.offset + item.length == item.file.entry.size:
-            self.on_sent(0, 1)
+            self.on_sent(0, 0, 1)
 
     def _abort(self, need_id: int, exc: OSError) -> None:
         vanished = exc.errno == errno.ENOENT

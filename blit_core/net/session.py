@@ -173,12 +173,11 @@ class Plane:
     def __init__(self, socks: list[socket.socket], limit: int) -> None:
         self.socks = socks
         self.limit = dataplane.RateLimit(limit) if limit else None
-        self.wire_bytes = 0
-        self._lock = threading.Lock()
+        self.stream_bytes = [0] * len(socks)  # each stream's thread adds to its own
 
-    def count(self, num_bytes: int) -> None:
-        with self._lock:
-            self.wire_bytes += num_bytes
+    @property
+    def wire_bytes(self) -> int:
+        return sum(self.stream_bytes)
 
     def shutdown(self) -> None:
         """Wake the session's threads blocked on the data plane (the session is ending)."""
@@ -241,22 +240,26 @@ async def run_source(
         finally:
             batches.put(_END)
 
-    def on_sent(num_bytes: int, files: int) -> None:
-        plane.count(num_bytes)
-        loop.call_soon_threadsafe(observer.on_progress, num_bytes, files)
+    def sent_on(stream: int | None) -> Callable[[int, int, int], None]:
+        def on_sent(wire_bytes: int, file_bytes: int, files: int) -> None:
+            if stream is not None:  # else --force-grpc: the control stream counts them
+                plane.stream_bytes[stream] += wire_bytes
+            loop.call_soon_threadsafe(observer.on_progress, file_bytes, files)
+
+        return on_sent
 
     flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
     senders = _Threads(chan)
     if plane.socks:
-        for sock in plane.socks:
+        for stream, sock in enumerate(plane.socks):
             out = dataplane.SocketOutput(sock)
-            senders.start(dataplane.Sender(out, work, plane.limit, on_sent, flags).run)
+            senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream), flags).run)
     else:
         def emit(data: bytes) -> None:
             asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop).result()
 
         out = dataplane.FrameOutput(emit)
-        senders.start(dataplane.Sender(out, work, plane.limit, on_sent, flags).run)
+        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None), flags).run)
 
     async def put_work(item: object) -> None:
         while True:
@@ -286,12 +289,14 @@ async def run_source(
                 await put_work(dataplane.STOP)
 
     async def send_batches() -> None:
+        listed = 0
         while True:
             batch = await asyncio.to_thread(batches.get)
             if batch is _END:
                 scanned = await scan_task
                 if scanned.fatal:  # never a clean end: mirror would delete the unscanned
                     raise FileIOError(f"scanning the source failed: {scanned.fatal}")
+                observer.on_scanned(listed, True)
                 await chan.send(pb.Frame(manifest=pb.Manifest(batch=len(outstanding))))
                 manifest_sent.set()
                 await maybe_stop()
@@ -300,6 +305,8 @@ async def run_source(
             outstanding[batch.number] = batch.files
             await chan.send(pb.Frame(manifest=pb.Manifest(batch=batch.number,
                                                           entries=batch.records)))
+            listed = batch.scanned
+            observer.on_scanned(listed, False)
 
     pump = asyncio.ensure_future(send_batches())  # its failure ends the session (no deletions)
     pump.add_done_callback(lambda done: done.cancelled() or done.exception() is None
@@ -377,8 +384,14 @@ def _as_report(part: JobResult, verb: Verb, options: TransferOptions) -> Transfe
 async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> TransferReport:
     """Serve as DESTINATION; returns the merged report (the SOURCE's part included)."""
     receivers = _Threads(chan)
-    for sock in plane.socks:
-        receivers.start(lambda sock=sock: dataplane.receive_stream(sock, dest, plane.count))
+    for stream, sock in enumerate(plane.socks):
+        def receive(stream: int = stream, sock: socket.socket = sock) -> None:
+            def on_bytes(count: int) -> None:
+                plane.stream_bytes[stream] += count
+
+            dataplane.receive_stream(sock, dest, on_bytes)
+
+        receivers.start(receive)
     decoder = Decoder()
     handler = dataplane.RecordHandler(dest)
     try:
@@ -386,17 +399,17 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
             frame = await chan.recv()
             if frame.HasField("manifest"):
                 if not frame.manifest.entries:
+                    dest.observer.on_scanned(dest.scanned, True)
                     break
                 ids = await asyncio.to_thread(dest.plan_batch, frame.manifest.entries)
+                dest.observer.on_scanned(dest.scanned, False)
                 await chan.send(pb.Frame(needs=pb.Needs(batch=frame.manifest.batch, ids=ids)))
             elif frame.HasField("data") and not plane.socks:
-                plane.count(len(frame.data))
                 await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
             else:
                 raise ProtocolError(f"unexpected {frame.WhichOneof('body')} at the DESTINATION")
         while not plane.socks and not handler.ended:
             frame = await chan.expect("data")
-            plane.count(len(frame.data))
             await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
         await chan.until(receivers.join())
         report = await asyncio.to_thread(dest.finish)

@@ -13,6 +13,7 @@ data-plane threads commit files."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import threading
@@ -56,8 +57,9 @@ class Destination(LocalPipeline):
         *,
         jail: str | None = None,
     ) -> None:
-        worker = Worker(roots, options, verb, self._on_worker_message,
-                        remote_source=True, jail=jail)
+        # Progress is counted here, as bytes arrive from several streams at once.
+        worker = Worker(roots, dataclasses.replace(options, want_progress=False), verb,
+                        self._on_worker_message, remote_source=True, jail=jail)
         super().__init__(roots, verb, options, observer, local_worker=worker)
         self.lock = threading.RLock()
         self.started = time.monotonic()
@@ -70,6 +72,7 @@ class Destination(LocalPipeline):
         self._ids: dict[tuple[int, str], int] = {}
         self._dir_pass = None
         self._listing: list = []
+        self.scanned = 0  # manifest entries received
 
     # -- planning ------------------------------------------------------------------------
 
@@ -80,6 +83,7 @@ class Destination(LocalPipeline):
             try:
                 for record in read_records(records):
                     if isinstance(record, EntryRecord):
+                        self.scanned += 1
                         self._listing.append((record.entry, record.digest))
                         if stat.S_ISREG(record.entry.mode) and self._dir_pass is not None:
                             rel = self._dir_pass.rel_prefix + record.entry.name
@@ -96,6 +100,7 @@ class Destination(LocalPipeline):
                         self._dir_pass = None
                         worker.flush_result()
                     elif isinstance(record, RootRecord):
+                        self.scanned += 1
                         self._check_root(record.root)
                         self._ids[(record.root, "")] = record.id
                         worker.start_root(record.root, record.entry, record.digest)
@@ -177,6 +182,8 @@ class Destination(LocalPipeline):
         with self.lock:
             need.received += len(data)
             complete = need.received >= size
+            if self.options.want_progress and data:
+                self.observer.on_progress(len(data), 0)
         if complete:
             self._commit(need_id)
 
@@ -243,6 +250,8 @@ class Destination(LocalPipeline):
             need.incoming = None
             self._drop(need_id, need)
             self.local.record_copy(need.where, need.item, STRATEGY)
+            if self.options.want_progress:
+                self.observer.on_progress(0, 1)
             self.local.flush_result()
 
     def _give_up(self, need_id: int, exc: OSError) -> None:

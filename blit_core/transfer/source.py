@@ -39,6 +39,7 @@ class Batch(NamedTuple):
     number: int
     records: bytes
     files: dict[int, SourceFile]
+    scanned: int  # entries listed so far, this batch's included
 
 
 class ManifestOutput:
@@ -89,7 +90,7 @@ class ManifestOutput:
     def flush(self) -> None:
         if not len(self.writer):
             return
-        batch = Batch(self.batches, self.writer.take(), self.files)
+        batch = Batch(self.batches, self.writer.take(), self.files, self.next_id)
         self.batches += 1
         self.files = {}
         self.deliver(batch)

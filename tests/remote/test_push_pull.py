@@ -3,6 +3,7 @@ run local->local, push and pull, and their trees and exit codes must agree."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,18 +107,38 @@ def test_force_grpc_carries_the_data(direction: str, daemon: Daemon, tmp_path: P
     result = transfer(direction, daemon, "mirror", src, dst, "--force-grpc", "--json")
     assert result.returncode == 0, result.stderr
     assert_same_tree(src, dst)
+    report = json.loads(result.stdout)
+    assert report["stream_bytes"] == []
+    content = sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    data = report["wire_bytes_sent" if direction == "push" else "wire_bytes_received"]
+    assert content < data < content * 1.2 + (256 << 10)  # the data once, in frames
 
 
-def test_large_file_goes_over_several_streams(daemon: Daemon, tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    with open(src / "huge", "wb") as out:
-        for _ in range(64):
-            out.write(os.urandom(1 << 20))
-    result = run("copy", "--streams", "4", "--json", f"{src}/", daemon.endpoint("big") + "/")
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_large_file_goes_over_several_streams(direction: str, tmpfs, tmp_path: Path) -> None:
+    """512 MiB (on tmpfs) in 64 MiB ranges over 4 streams: every stream carries some, the
+    bytes arrive intact, and the wire counts are the file plus a little framing."""
+    space = tmpfs("1300M")
+    (space / "module").mkdir()
+    daemon = Daemon(space / "module")
+    try:
+        src, dst = sides(direction, daemon, space)
+        src.mkdir()
+        block = os.urandom(1 << 20)
+        with open(src / "huge", "wb") as out:
+            for index in range(512):
+                out.write(index.to_bytes(8, "little") + block[8:])
+        result = transfer(direction, daemon, "copy", src, dst, "--streams", "4", "--json")
+    finally:
+        daemon.stop()
     assert result.returncode == 0, result.stderr
-    assert file_digest(daemon.root / "big" / "huge") == file_digest(src / "huge")
-    assert '"wire_bytes_sent"' in result.stdout
+    assert file_digest(dst / "huge") == file_digest(src / "huge")
+    report = json.loads(result.stdout)
+    assert len(report["stream_bytes"]) == 4
+    assert min(report["stream_bytes"]) >= 64 << 20
+    data = report["wire_bytes_sent" if direction == "push" else "wire_bytes_received"]
+    assert 512 << 20 <= data < (512 << 20) + (1 << 20)
+    assert report["wire_bytes_received" if direction == "push" else "wire_bytes_sent"] < 1 << 20
 
 
 def test_unknown_module_and_missing_daemon_are_clear_errors(daemon: Daemon,
