@@ -11,9 +11,9 @@ import stat
 import grpc
 
 from blit_core import __version__, pathsafe
-from blit_core.errors import BlitError, ProtocolError, RemoteError
+from blit_core.errors import BlitError, ProtocolError, RemoteError, UnsafePathError
 from blit_core.net import dataplane
-from blit_core.net.client import DEFAULT_STREAMS, module_relative
+from blit_core.net.client import DEFAULT_STREAMS
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_core.net.session import (
@@ -91,9 +91,9 @@ class BlitService(pb_grpc.BlitServicer):
             protocol=PROTOCOL_VERSION, server_version=__version__, paths=states,
             motd=self.config.motd, force_grpc_data=self.config.force_grpc_data)))
         wire_roots = (await chan.expect("roots")).roots
-        roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
         if wire_roots.has_make_dir and not options.dry_run:
             _make_dir(module, wire_roots.make_dir)
+        roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
         logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
                     module.name, ",".join(hello.paths[:1]))
         streams = min(MAX_STREAMS, hello.streams or DEFAULT_STREAMS)
@@ -119,9 +119,11 @@ class BlitService(pb_grpc.BlitServicer):
 
 
 def _module_rel(module: ModuleConfig, virtual: str) -> str:
-    if virtual != f"/{module.name}" and not virtual.startswith(f"/{module.name}/"):
+    """The module-relative part of "/module/path", refused (never normalised) if unsafe."""
+    prefix = f"/{module.name}"
+    if virtual != prefix and not virtual.startswith(prefix + "/"):
         raise ProtocolError(f"path {virtual!r} is outside module {module.name!r}")
-    return pathsafe.validate_wire_path(module_relative(virtual, module.name))
+    return pathsafe.validate_wire_path(virtual[len(prefix):].strip("/"))
 
 
 def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
@@ -141,22 +143,55 @@ def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
 
 def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) -> TransferRoot:
     rel = pathsafe.validate_wire_path(root.src if daemon_is_source else root.dst)
-    path = os.path.join(module.path, rel) if rel else module.path
     pathsafe.validate_wire_path(root.prefix)
+    _refuse_symlinks(module, rel, root.is_dir)
+    path = os.path.join(module.path, rel) if rel else module.path
     if daemon_is_source:
         return TransferRoot(path, root.dst, root.prefix, root.is_dir)
     return TransferRoot(root.src, path, root.prefix, root.is_dir)
+
+
+def _refuse_symlinks(module: ModuleConfig, rel: str, is_dir: bool) -> None:
+    """A transfer root must be reached without following a symlink (one could leave the
+    module), and must not itself be a symlink standing for a directory. A root that does not
+    exist yet (a dry run into a new directory) has nothing to follow."""
+    if not rel:
+        return
+    try:
+        dir_fd, name = _open_parent(module, rel)
+    except FileNotFoundError:
+        return
+    except OSError:
+        raise UnsafePathError(f"{rel!r} passes through a symlink or a file inside module "
+                              f"{module.name!r}; the daemon follows no symlinks") from None
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(dir_fd)
+    if is_dir and stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{rel!r} is a symlink inside module {module.name!r}; "
+                              "the daemon follows no symlinks")
 
 
 def _make_dir(module: ModuleConfig, rel: str) -> None:
     rel = pathsafe.validate_wire_path(rel)
     if not rel:
         return
-    dir_fd, name = _open_parent(module, rel)
+    try:
+        dir_fd, name = _open_parent(module, rel)
+    except OSError as exc:
+        raise UnsafePathError(f"cannot create {rel!r} inside module {module.name!r}: its parent "
+                              f"is not a directory reached without symlinks ({exc.strerror})"
+                              ) from None
     try:
         os.mkdir(name, 0o755, dir_fd=dir_fd)
     except FileExistsError:
         pass
+    except OSError as exc:
+        raise RemoteError(f"cannot create {rel!r} inside module {module.name!r}: "
+                          f"{exc.strerror}") from None
     finally:
         os.close(dir_fd)
 

@@ -35,8 +35,8 @@ PROGRESS_TICK_S = 0.5
 def virtual_path(loc: RemoteLocation) -> str:
     """A remote location as an absolute path whose first component is the module, so the
     local resolution rules (dirname, basename, trailing slash) apply unchanged."""
-    path = f"/{loc.module}/{loc.path}" if loc.path else f"/{loc.module}"
-    return path + "/" if loc.trailing_slash else path
+    path = os.path.normpath(f"/{loc.module}/{loc.path}") if loc.path else f"/{loc.module}"
+    return path + "/" if loc.trailing_slash and path != "/" else path
 
 
 def module_relative(path: str, module: str) -> str:

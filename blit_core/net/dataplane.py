@@ -22,6 +22,7 @@ import os
 import queue
 import secrets
 import select
+import selectors
 import socket
 import threading
 import time
@@ -35,6 +36,8 @@ from blit_core.wire import frames, tarshard
 from blit_core.wire.codec import Decoder
 
 ACCEPT_TIMEOUT_S = 10.0
+HANDSHAKE_TIMEOUT_S = 2.0  # one connection's preface
+MAX_PENDING_HANDSHAKES = 32
 SHARD_BYTES = 4 << 20
 SHARD_FILES = 1000
 SMALL_FILE = 256 << 10
@@ -109,37 +112,78 @@ def open_grant(host: str, streams: int) -> Grant:
 
 
 def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
-    """Accept the granted connections. Wrong tokens are closed silently; the listener
-    closes once all are in, or when the accept timeout passes with fewer (at least one)."""
+    """Accept the granted connections. Handshakes run side by side, each with its own short
+    deadline, so a connection that sends nothing cannot hold up the good ones; a wrong token
+    is closed silently. The listener closes once all are in, or when the accept timeout
+    passes with fewer (at least one)."""
     accepted: list[socket.socket] = []
+    pending: dict[socket.socket, tuple[bytearray, float]] = {}
     deadline = time.monotonic() + ACCEPT_TIMEOUT_S
+    selector = selectors.DefaultSelector()
+
+    def drop(conn: socket.socket) -> None:
+        selector.unregister(conn)
+        del pending[conn]
+        conn.close()
+
+    grant.listener.setblocking(False)
+    selector.register(grant.listener, selectors.EVENT_READ)
     try:
         while len(accepted) < grant.streams:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            for conn in [c for c, (_, expires) in pending.items() if expires <= now]:
+                drop(conn)
+            if now >= deadline:
                 break
-            grant.listener.settimeout(remaining)
-            try:
-                conn, _ = grant.listener.accept()
-            except TimeoutError:
-                break
-            conn.settimeout(min(remaining, 5.0))
-            try:
-                preface = _recv_exactly(conn, frames.PREFACE_SIZE)
-                token = frames.parse_preface(preface)
-            except (OSError, ProtocolError, ConnectionLost):
-                conn.close()
-                continue
-            if not hmac.compare_digest(token, grant.token):
-                conn.close()
-                continue
-            _tune(conn, timeout)
-            accepted.append(conn)
+            wake = min([deadline, *(expires for _, expires in pending.values())])
+            for key, _ in selector.select(wake - now):
+                if key.fileobj is grant.listener:
+                    with contextlib.suppress(BlockingIOError):
+                        conn, _ = grant.listener.accept()
+                        if len(pending) >= MAX_PENDING_HANDSHAKES:
+                            conn.close()
+                            continue
+                        conn.setblocking(False)
+                        pending[conn] = (bytearray(), now + HANDSHAKE_TIMEOUT_S)
+                        selector.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                preface, _ = pending[conn]
+                try:
+                    chunk = conn.recv(frames.PREFACE_SIZE - len(preface))
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    drop(conn)
+                    continue
+                preface += chunk
+                if len(preface) < frames.PREFACE_SIZE:
+                    continue
+                selector.unregister(conn)
+                del pending[conn]
+                token = _token_of(bytes(preface))
+                if token is None or not hmac.compare_digest(token, grant.token):
+                    conn.close()
+                    continue
+                conn.setblocking(True)
+                _tune(conn, timeout)
+                accepted.append(conn)
     finally:
         grant.listener.close()
+        for conn in list(pending):
+            drop(conn)
+        selector.close()
     if not accepted:
         raise ConnectionLost("no data connection arrived from the peer")
     return accepted
+
+
+def _token_of(preface: bytes) -> bytes | None:
+    try:
+        return frames.parse_preface(preface)
+    except ProtocolError:
+        return None
 
 
 def dial_streams(host: str, port: int, token: bytes, streams: int,
@@ -161,16 +205,6 @@ def dial_streams(host: str, port: int, token: bytes, streams: int,
 def _tune(sock: socket.socket, timeout: float) -> None:
     sock.settimeout(timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionLost("connection closed during the handshake")
-        data += chunk
-    return bytes(data)
 
 
 # -- sending -------------------------------------------------------------------------------
