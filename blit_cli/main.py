@@ -22,15 +22,15 @@ EXIT_CODES = """exit codes (rsync's numbering):
   0   success
   1   usage error
   3   error selecting files (missing source, unreadable list)
+  5   cannot reach the daemon, or it refused the session
+  10  the connection broke during the transfer
   11  file I/O error (for example, no space left on the destination)
-  14  a worker process failed unexpectedly
+  12  the peer broke the protocol
+  14  internal error (a worker failed unexpectedly; --debug shows the traceback)
   20  interrupted by a signal (temp files are removed)
   23  partial transfer: some files failed, the rest landed
   24  some source files vanished during the transfer
   25  --max-delete stopped deletions
-  5   cannot reach the daemon, or it refused the session
-  10  the connection broke during the transfer
-  12  the peer broke the protocol
   30  the peer stalled longer than the timeout
 """
 
@@ -274,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         render.error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         return 11
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        render.error(f"internal error: {type(exc).__name__}: {exc} (--debug shows where)")
+        return 14
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -13,7 +13,6 @@ import grpc
 from blit_core import __version__, pathsafe
 from blit_core.errors import BlitError, ProtocolError, RemoteError, UnsafePathError
 from blit_core.net import dataplane
-from blit_core.net.client import DEFAULT_STREAMS
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_core.net.session import (
@@ -24,6 +23,7 @@ from blit_core.net.session import (
     run_destination,
     run_source,
 )
+from blit_core.net.tuning import AUTO_STREAMS
 from blit_core.options import Verb
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
@@ -96,7 +96,7 @@ class BlitService(pb_grpc.BlitServicer):
         roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
         logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
                     module.name, ",".join(hello.paths[:1]))
-        streams = min(MAX_STREAMS, hello.streams or DEFAULT_STREAMS)
+        streams = min(MAX_STREAMS, hello.streams) if hello.streams else AUTO_STREAMS
         bwlimit = min((x for x in (hello.bwlimit, self.config.bwlimit) if x), default=0)
         socks = []
         if hello.force_grpc or self.config.force_grpc_data:
@@ -107,7 +107,7 @@ class BlitService(pb_grpc.BlitServicer):
                                                         streams=streams)))
             socks = await asyncio.to_thread(dataplane.accept_streams, grant,
                                             self.config.session_timeout)
-        plane = Plane(socks, bwlimit)
+        plane = Plane(socks, bwlimit, tune=daemon_is_source and not hello.streams)
         try:
             if daemon_is_source:
                 await run_source(chan, plane, roots, options, verb, RelayObserver())

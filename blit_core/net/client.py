@@ -28,7 +28,6 @@ from blit_core.transfer.destination import Destination
 from blit_core.wire.options import options_to_wire
 
 DEFAULT_PORT = 9031
-DEFAULT_STREAMS = 4
 PROGRESS_TICK_S = 0.5
 
 
@@ -120,7 +119,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
         protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
         paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
         options=options_to_wire(options), force_grpc=settings.force_grpc,
-        streams=settings.streams or DEFAULT_STREAMS, bwlimit=settings.bwlimit)))
+        streams=settings.streams, bwlimit=settings.bwlimit)))
     welcome = (await chan.expect("welcome")).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
@@ -161,7 +160,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     if grant.port:
         socks = await asyncio.to_thread(dataplane.dial_streams, remote.host, grant.port,
                                         grant.token, grant.streams, settings.timeout)
-    plane = Plane(socks, settings.bwlimit)
+    plane = Plane(socks, settings.bwlimit, tune=push and not settings.streams)
     try:
         if push:
             report, events, _ = await run_source(chan, plane, roots, options, verb, observer)

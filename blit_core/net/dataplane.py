@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
+from blit_core.net.tuning import StreamGate
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.source import SourceFile
 from blit_core.wire import frames, tarshard
@@ -272,10 +273,14 @@ class Sender:
     """One stream's sending loop: work from the shared queue until STOP, then END."""
 
     def __init__(self, out: Output, work: queue.Queue, limit: RateLimit | None,
-                 on_sent: Callable[[int, int, int], None], open_flags: int) -> None:
-        """`on_sent(wire bytes, file bytes, files)` follows what went out."""
+                 on_sent: Callable[[int, int, int], None], open_flags: int,
+                 gate: StreamGate, index: int) -> None:
+        """`on_sent(wire bytes, file bytes, files)` follows what went out; the gate says
+        whether stream `index` may take work now."""
         self.out = out
         self.work = work
+        self.gate = gate
+        self.index = index
         self.limit = limit
         self.on_sent = on_sent
         self.open_flags = open_flags
@@ -285,6 +290,9 @@ class Sender:
 
     def run(self) -> None:
         while True:
+            if not self.gate.may_work(self.index):
+                self._flush_shard()
+                self.gate.wait_turn(self.index)
             try:
                 item = self.work.get_nowait()
             except queue.Empty:

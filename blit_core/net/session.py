@@ -26,6 +26,7 @@ from blit_core.errors import BlitError, ConnectionLost, FileIOError, PeerTimeout
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
+from blit_core.net.tuning import INTERVAL_S, StreamGate, StreamTuner
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
 from blit_core.transfer.destination import Destination
@@ -162,6 +163,17 @@ class Channel:
                     await self.send(pb.Frame(progress=pb.Progress()))
 
 
+async def _to_completion(work: Callable[[], None]) -> None:
+    """Run `work` in a thread to its end, even when the awaiting task is cancelled (as
+    gRPC cancels a session whose client vanished); the cancellation is re-raised after."""
+    done = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait({done})
+        raise
+
+
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
@@ -170,10 +182,30 @@ def _retrieve(task: asyncio.Future) -> None:
 class Plane:
     """The data plane of a session: sockets, or (empty) the control stream itself."""
 
-    def __init__(self, socks: list[socket.socket], limit: int) -> None:
+    def __init__(self, socks: list[socket.socket], limit: int, *, tune: bool = False) -> None:
+        """`tune`: as SOURCE, choose how many of the streams work from measured throughput
+        (else all of them do)."""
         self.socks = socks
         self.limit = dataplane.RateLimit(limit) if limit else None
         self.stream_bytes = [0] * len(socks)  # each stream's thread adds to its own
+        self.tuner = StreamTuner(len(socks)) if tune and len(socks) > 1 else None
+        self.gate = StreamGate(self.tuner.active if self.tuner else len(socks) or 1)
+
+    async def tune(self, work: queue.Queue) -> None:
+        """Adjust the working streams each interval, until cancelled."""
+        if self.tuner is None:
+            return
+        before, then = self.wire_bytes, time.monotonic()
+        while True:
+            await asyncio.sleep(INTERVAL_S)
+            sent, now = self.wire_bytes, time.monotonic()
+            rate = (sent - before) / max(now - then, 1e-6)
+            self.gate.set_active(self.tuner.observe(rate, backlog=work.qsize() > 0))
+            before, then = sent, now
+
+    def open_all(self) -> None:
+        """Every stream takes work again (each must see its STOP)."""
+        self.gate.set_active(max(1, len(self.socks)))
 
     @property
     def wire_bytes(self) -> int:
@@ -204,12 +236,9 @@ class _Threads:
         thread.start()
         self.threads.append(thread)
 
-    async def settle(self) -> None:
+    async def join(self) -> None:
         for thread in self.threads:
             await asyncio.to_thread(thread.join)
-
-    async def join(self) -> None:
-        await self.settle()
         if self.error is not None:
             raise self.error
 
@@ -253,13 +282,15 @@ async def run_source(
     if plane.socks:
         for stream, sock in enumerate(plane.socks):
             out = dataplane.SocketOutput(sock)
-            senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream), flags).run)
+            senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream), flags,
+                                           plane.gate, stream).run)
     else:
         def emit(data: bytes) -> None:
             asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop).result()
 
         out = dataplane.FrameOutput(emit)
-        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None), flags).run)
+        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None), flags,
+                                       plane.gate, 0).run)
 
     async def put_work(item: object) -> None:
         while True:
@@ -274,6 +305,7 @@ async def run_source(
                     return
 
     scan_task = asyncio.ensure_future(asyncio.to_thread(scan))
+    tuning = asyncio.ensure_future(plane.tune(work))
     outstanding: dict[int, dict[int, SourceFile]] = {}
     window = asyncio.Semaphore(WINDOW)
 
@@ -285,6 +317,8 @@ async def run_source(
         nonlocal stopped
         if not stopped and manifest_sent.is_set() and not outstanding:
             stopped = True
+            tuning.cancel()
+            plane.open_all()
             for _ in senders.threads:
                 await put_work(dataplane.STOP)
 
@@ -353,7 +387,9 @@ async def run_source(
     except BaseException as exc:
         cancelled.set()
         pump.cancel()
+        tuning.cancel()
         plane.shutdown()
+        plane.open_all()
         _drain(work)
         for _ in senders.threads:
             work.put_nowait(dataplane.STOP)
@@ -415,8 +451,13 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         report = await asyncio.to_thread(dest.finish)
     except BaseException as exc:
         plane.shutdown()  # receivers stop before their temp files go
-        await receivers.settle()
-        await asyncio.to_thread(dest.discard_all)
+
+        def clean_up() -> None:
+            for thread in receivers.threads:
+                thread.join()
+            dest.discard_all()
+
+        await _to_completion(clean_up)
         await chan.fail(exc)
         raise
     writer = ManifestWriter()

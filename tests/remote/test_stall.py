@@ -51,7 +51,7 @@ def test_a_stalled_daemon_ends_the_session_with_exit_30(direction: str, daemon: 
     assert client.returncode == 30, stderr
     assert "the daemon sent nothing for 3 s" in stderr
     assert "Traceback" not in stderr
-    assert 2 <= waited < 15
+    assert 1.5 <= waited < 15  # 3 s after the last frame, which keepalives send each second
     # the daemon wakes up, notices the client is gone, and cleans up too
     wait_for(lambda: not find_temp_files(daemon.root), 20, "the daemon to remove its temp files")
     assert not find_temp_files(local)
