@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 
 from blit_core.errors import UnsafePathError
 
@@ -53,15 +52,15 @@ def open_beneath(root_fd: int, rel: str) -> int:
 
 MAX_WIRE_PATH_BYTES = 4096
 MAX_WIRE_NAME_BYTES = 255
-_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def validate_wire_path(path: str) -> str:
     """`path` unchanged if it is a safe module-relative path from a peer, else UnsafePathError.
 
     "" is the module root; anything else is names joined by single '/', none empty, '.' or
-    '..', with no NUL or backslash, no drive ("C:") first, at most 4096 bytes in all and 255
-    per name (names may be non-UTF-8: they are measured as os.fsencode encodes them)."""
+    '..', with no NUL, at most 4096 bytes in all and 255 per name (names may be non-UTF-8:
+    they are measured as os.fsencode encodes them). A backslash or "C:" is an ordinary POSIX
+    name."""
     if path:
         problem = _wire_path_problem(path)
         if problem:
@@ -73,8 +72,6 @@ def _wire_path_problem(path: str) -> str | None:
     """Why `path` (not empty) is unsafe, or None when it is safe."""
     if "\x00" in path:
         return "it contains NUL"
-    if "\\" in path:
-        return "it contains a backslash"
     if path.startswith("/"):
         return "it is absolute"
     try:
@@ -84,8 +81,6 @@ def _wire_path_problem(path: str) -> str | None:
     if size > MAX_WIRE_PATH_BYTES:
         return f"it is longer than {MAX_WIRE_PATH_BYTES} bytes"
     names = path.split("/")
-    if _DRIVE.fullmatch(names[0]):
-        return "it starts with a drive name"
     for name in names:
         if not name:
             return "it has an empty name (a doubled or trailing '/')"

@@ -63,7 +63,7 @@ async def _transfer(
             raise UsageError("all sources of a pull must be on the same daemon and module")
         paths = [virtual_path(s) for s in sources]  # type: ignore[arg-type]
     if options.hard_links:
-        raise UsageError("-H/--hard-links is not supported for remote transfers yet")
+        raise BlitError("-H/--hard-links is not supported for remote transfers yet")
     address = remote.address(DEFAULT_PORT)
     async with grpc.aio.insecure_channel(address) as channel:
         call = pb_grpc.BlitStub(channel).Transfer()
@@ -163,9 +163,11 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     plane = Plane(socks, settings.bwlimit, tune=push and not settings.streams)
     try:
         if push:
-            report, events, _ = await run_source(chan, plane, roots, options, verb, observer)
+            report, events = await run_source(chan, plane, roots, options, verb, observer)
             for event in events:
                 observer.on_item(event)
+            for warning in report.warnings:
+                observer.on_warning(warning)
             for failure in report.failures:
                 observer.on_failure(failure)
         else:

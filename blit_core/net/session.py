@@ -246,8 +246,9 @@ class _Threads:
 async def run_source(
     chan: Channel, plane: Plane, roots: Sequence[TransferRoot], options: TransferOptions,
     verb: Verb, observer: TransferObserver,
-) -> tuple[TransferReport, list[ItemEvent], JobResult]:
-    """Serve as SOURCE; returns the DESTINATION's report and events, and the SOURCE's part."""
+) -> tuple[TransferReport, list[ItemEvent]]:
+    """Serve as SOURCE; returns the merged report (the DESTINATION's, with the SOURCE's
+    failures, warnings and removals) and the DESTINATION's itemized events."""
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
@@ -398,9 +399,9 @@ async def run_source(
     report, events = report_from_wire(summary)
     if confirmed:
         await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part)
-    await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(_as_report(source_part, verb,
-                                                                              options)))))
-    return report, events, source_part
+    own = _as_report(source_part, verb, options)
+    await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(own))))
+    return merge_source_part(report, own), events
 
 
 def _drain(work: queue.Queue) -> None:
@@ -468,6 +469,10 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         last=True)))
     done = await chan.expect("done")
     source_part, _ = report_from_wire(done.done.report)
+    for warning in source_part.warnings:
+        dest.observer.on_warning(warning)
+    for failure in source_part.failures:
+        dest.observer.on_failure(failure)
     return merge_source_part(report, source_part)
 
 

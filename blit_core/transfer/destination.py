@@ -173,7 +173,7 @@ class Destination(LocalPipeline):
         if need.incoming is None and not self._open(need_id, need):
             return
         assert need.incoming is not None
-        if data:
+        if data and not (self.options.sparse and _all_zero(data)):  # -S: leave a hole
             try:
                 os.pwrite(need.incoming.fd, data, offset)
             except OSError as exc:
@@ -239,6 +239,8 @@ class Destination(LocalPipeline):
                 return
             assert need.incoming is not None
             try:
+                if self.options.sparse:  # a hole at the end still counts in the size
+                    os.ftruncate(need.incoming.fd, need.item.entry.size)
                 dir_fd, name = self.local._place_of(need.where)
                 self.local.sink.commit_incoming(
                     need.incoming, dir_fd, name, need.item.entry,
@@ -300,3 +302,14 @@ class Destination(LocalPipeline):
                 return self._report(self.started)
             finally:
                 self.local.release_places()
+
+
+_ZEROS = bytes(1 << 20)
+
+
+def _all_zero(data: bytes | memoryview) -> bool:
+    """Whether a received chunk is all zero bytes (memcmp against zeros, a MiB at a time)."""
+    view = memoryview(data).cast("B")
+    step = len(_ZEROS)
+    return all(view[i:i + step].tobytes() == _ZEROS[:len(view[i:i + step])]
+               for i in range(0, len(view), step))

@@ -216,8 +216,10 @@ class Worker:
         self._send_part()
 
     def _send_part(self) -> None:
-        self.emit(self.result)
-        self.result = JobResult()
+        # A fresh result first: the emit callback may record into the worker (a DESTINATION
+        # records its dry-run copies there), and that must land in the next part.
+        result, self.result = self.result, JobResult()
+        self.emit(result)
 
     def _fail(self, path: str, exc: OSError, *, source_path: str | None = None) -> None:
         if exc.errno in NO_SPACE_ERRNOS:

@@ -766,7 +766,7 @@ async def push_with_intruders(arena: Arena, src: Path, dst: str, streams: int,
     """Push src/ to module/dst/ with run_source."""
 
     async def serve(chan: Channel, plane: Plane) -> TransferReport:
-        report, _, _ = await run_source(
+        report, _ = await run_source(
             chan, plane, [TransferRoot(str(src), f"/default/{dst}", "", True)],
             TransferOptions(), Verb.COPY, NullObserver())
         return report
