@@ -1,7 +1,7 @@
-"""Reporting for the local benchmark: machine description, Markdown table and JSON file.
+"""Reporting for the benchmarks: machine description, Markdown table and JSON file.
 
-The Markdown output is a one-line machine header followed by one table row per workload
-(``rss1m`` yields two rows: up-to-date and empty destination). The JSON file holds the
+The Markdown output is a one-line machine header, notes, and a table with one row per result
+in the caller's columns (:data:`LOCAL_COLUMNS`, or the remote ones). The JSON file holds the
 machine info, the configuration, every raw run (seconds, peak RSS, argv, verification) and
 the derived medians, ratios and target verdicts.
 """
@@ -13,7 +13,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,49 +77,58 @@ def machine_header(info: dict[str, Any]) -> str:
     )
 
 
-def _fmt(value: float | None, digits: int) -> str:
+def fmt(value: float | None, digits: int) -> str:
+    """``value`` with ``digits`` decimals, or an em dash when there is none."""
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(results: Sequence[WorkloadResult]) -> str:
-    """One row per workload with medians, ratios, target verdict and blit's peak RSS."""
-    header = (
-        "| workload | blit median s | rsync median s | cp median s | rsync/blit ratio | "
-        "blit/cp ratio | target | met? | blit peak RSS MB |"
-    )
-    lines = [header, "|" + "---|" * 9]
-    for r in results:
-        ratios = r.ratios()
-        met = r.met()
-        verdict = "—" if met is None else ("yes" if met else "NO")
-        lines.append(
-            f"| {r.name} | {_fmt(r.median('blit'), 3)} | {_fmt(r.median('rsync'), 3)} | "
-            f"{_fmt(r.median('cp'), 3)} | {_fmt(ratios['rsync/blit'], 2)} | "
-            f"{_fmt(ratios['blit/cp'], 2)} | {r.target()} | {verdict} | "
-            f"{_fmt(r.peak_rss_mb('blit'), 1)} |"
-        )
-    return "\n".join(lines)
+def verdict(met: bool | None) -> str:
+    return "—" if met is None else ("yes" if met else "NO")
+
+
+# A table column: its header and how a row's cell is computed.
+Column = tuple[str, Callable[[Any], str]]
+
+LOCAL_COLUMNS: tuple[Column, ...] = (
+    ("workload", lambda r: r.name),
+    ("blit median s", lambda r: fmt(r.median("blit"), 3)),
+    ("rsync median s", lambda r: fmt(r.median("rsync"), 3)),
+    ("cp median s", lambda r: fmt(r.median("cp"), 3)),
+    ("rsync/blit ratio", lambda r: fmt(r.ratios()["rsync/blit"], 2)),
+    ("blit/cp ratio", lambda r: fmt(r.ratios()["blit/cp"], 2)),
+    ("target", lambda r: r.target()),
+    ("met?", lambda r: verdict(r.met())),
+    ("blit peak RSS MB", lambda r: fmt(r.peak_rss_mb("blit"), 1)),
+)
 
 
 def markdown_report(
-    info: dict[str, Any], results: Sequence[WorkloadResult], notes: Sequence[str] = ()
+    info: dict[str, Any],
+    results: Sequence[WorkloadResult],
+    notes: Sequence[str],
+    columns: Sequence[Column],
 ) -> str:
-    """Header line, optional notes, then the table."""
+    """Header line, notes, the table (one row per result), then warnings and failures."""
     parts = [machine_header(info), ""]
     parts += [f"_{note}_" for note in notes]
     if notes:
         parts.append("")
-    parts.append(markdown_table(results))
+    parts.append("| " + " | ".join(header for header, _ in columns) + " |")
+    parts.append("|" + "---|" * len(columns))
+    parts += ["| " + " | ".join(cell(r) for _, cell in columns) + " |" for r in results]
     warnings = [f"- {r.name}: {w}" for r in results for w in r.warnings]
     if warnings:
         parts += ["", "Warnings:", *warnings]
+    failures = [f"```\n{e.rstrip()}\n```" for r in results for e in r.errors]
+    if failures:
+        parts += ["", "Failures:", "", *failures]
     return "\n".join(parts) + "\n"
 
 
-def default_json_path() -> Path:
-    """``benchmarks/results/local-<timestamp>.json`` (the directory is gitignored)."""
+def default_json_path(kind: str) -> Path:
+    """``benchmarks/results/<kind>-<timestamp>.json`` (the directory is gitignored)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return RESULTS_DIR / f"local-{stamp}.json"
+    return RESULTS_DIR / f"{kind}-{stamp}.json"
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -17,11 +17,13 @@ Sampling can miss short spikes between polls; ``ru_maxrss`` cannot, but it does 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -40,6 +42,8 @@ class RunResult:
     ru_maxrss_bytes: int  # from wait4: largest single process (child + reaped descendants)
     peak_procs: int  # most processes seen alive in the tree at one sample
     samples: int
+    started: float  # time.perf_counter() just before the fork
+    timed_out: bool  # killed (SIGKILL) after the timeout
 
 
 def _read_rss(pid: int) -> int:
@@ -152,17 +156,29 @@ def run_measured(
     stderr: IO[bytes] | int | None = subprocess.DEVNULL,
     interval: float = 0.015,
     cwd: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
 ) -> RunResult:
     """Run ``argv`` to completion; return exit code, wall seconds and peak tree RSS.
 
     Wall time is measured with :func:`time.perf_counter` from just before the fork to just
-    after the child is reaped (the same span ``subprocess.run`` would cover).
+    after the child is reaped (the same span ``subprocess.run`` would cover). After
+    ``timeout`` seconds the child is SIGKILLed.
     """
     argv = [str(a) for a in argv]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=cwd)
     sampler = ProcessTreeSampler(proc.pid, interval)
     sampler.start()
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout or 0, kill)
+    if timeout:
+        timer.start()
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -171,6 +187,7 @@ def run_measured(
         raise
     finally:
         t1 = time.perf_counter()
+        timer.cancel()
         sampler.stop()
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -182,4 +199,19 @@ def run_measured(
         ru_maxrss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
         peak_procs=sampler.peak_procs,
         samples=sampler.samples,
+        started=t0,
+        timed_out=expired.is_set(),
     )
+
+
+@contextlib.contextmanager
+def sampling(pid: int, interval: float = 0.015) -> Iterator[ProcessTreeSampler]:
+    """Sample the RSS of the running process tree rooted at ``pid`` (e.g. a daemon) while in
+    the block; ``peak_rss_bytes`` is final when the block is left."""
+    sampler = ProcessTreeSampler(pid, interval)
+    sampler.start()
+    try:
+        yield sampler
+    finally:
+        sampler.stop()
+        sampler.join()

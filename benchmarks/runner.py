@@ -1,11 +1,14 @@
-"""The local benchmark loop: prepare state, run tools alternately, time, measure and verify.
+"""The benchmark loop: prepare state, run tools alternately, time, measure and verify.
+
+:class:`BenchmarkBase` is shared with the remote benchmark (:mod:`benchmarks.remote`);
+:class:`LocalBenchmark` holds the local workloads.
 
 For every workload and every repetition, each tool in turn gets its destination prepared
 (untimed), then ``sync`` is called and the tool's command is timed with
 :func:`benchmarks.rss.run_measured`. One untimed warm-up round of every tool (``warmup``)
 precedes the timed ones: on a fresh VM the first writes into tmpfs fault in new memory and
 can be several times slower, which would otherwise always penalize the first tool (blit).
-A non-zero exit code aborts the benchmark. After each run the destination is verified
+A non-zero exit code aborts the local benchmark. After each run the destination is verified
 (untimed) against the source with a cheap tree summary (file/dir/symlink counts and total
 bytes; a file-mtime mismatch is recorded as a warning), plus a full ``diff -r`` when
 ``verify`` is set.
@@ -92,7 +95,10 @@ class Tool:
     style: str  # "blit" (subcommand CLI), "rsync" (rsync-like flags) or "cp"
     extra: tuple[str, ...] = ()
 
-    def argv(self, src: Path, dst: Path, *, dry_run: bool = False) -> list[str]:
+    def argv(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, dry_run: bool = False
+    ) -> list[str]:
+        """``SRC/ DST/`` (contents of SRC into DST); either may be a remote spelling."""
         dry = ["-n"] if dry_run else []
         if self.style == "blit":
             return [*self.base, "mirror", *self.extra, *dry, f"{src}/", f"{dst}/"]
@@ -102,9 +108,8 @@ class Tool:
             raise ValueError("cp has no dry-run mode")
         return [*self.base, *self.extra, f"{src}/.", f"{dst}/"]
 
-    def describe(self) -> str:
-        sample = self.argv(Path("SRC"), Path("DST"))
-        return shlex.join(sample)
+    def describe(self, src: str = "SRC", dst: str = "DST") -> str:
+        return shlex.join(self.argv(src, dst))
 
 
 def make_blit_tool(command: str, extra_args: str = "") -> Tool:
@@ -168,6 +173,7 @@ class Config:
     drop_caches: bool = False
     rss_interval: float = 0.015
     warmup: int = 1  # untimed rounds of every tool before the timed ones
+    timeout: float | None = None  # seconds before a run is killed (None: never)
 
 
 @dataclass
@@ -181,6 +187,7 @@ class WorkloadResult:
     tree: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # failed runs (remote only)
 
     def complete(self) -> bool:
         """True when every tool has all its repetitions recorded."""
@@ -242,6 +249,7 @@ class WorkloadResult:
             "target": self.target(),
             "met": self.met(),
             "warnings": self.warnings,
+            "errors": self.errors,
         }
 
 
@@ -289,8 +297,12 @@ class TreeStore:
             remove_tree(path)
 
 
-class LocalBenchmark:
-    """Runs the configured workloads and collects :class:`WorkloadResult` rows."""
+class BenchmarkBase:
+    """What the local and remote benchmarks share: source trees, the measured and verified
+    run of one command, and the workload loop (``_run_<workload>`` methods, trees freed as
+    soon as no later workload needs them)."""
+
+    trees_needed: dict[str, tuple[str, ...]] = TREES_NEEDED
 
     def __init__(self, config: Config) -> None:
         self.cfg = config
@@ -323,13 +335,20 @@ class LocalBenchmark:
         err_path = self.logdir / f"{workload}-{tool.name}-{rep}.err"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             try:
-                res = run_measured(argv, stdout=out, stderr=err, interval=self.cfg.rss_interval)
+                res = run_measured(
+                    argv,
+                    stdout=out,
+                    stderr=err,
+                    interval=self.cfg.rss_interval,
+                    timeout=self.cfg.timeout,
+                )
             except OSError as exc:
                 raise BenchError(f"[{workload}] cannot run {shlex.join(argv)}: {exc}") from exc
         if res.returncode != 0:
-            tail = _tail(err_path) or _tail(out_path)
+            tail = tail_text(err_path) or tail_text(out_path)
+            why = f", killed after the {self.cfg.timeout:g} s timeout" if res.timed_out else ""
             raise BenchError(
-                f"[{workload}] {tool.name} exited with {res.returncode} ({_rep_label(rep)}):\n"
+                f"[{workload}] {tool.name} exited with {res.returncode} ({rep_label(rep)}{why}):\n"
                 f"  $ {shlex.join(argv)}\n{tail}"
             )
         out_path.unlink()
@@ -354,7 +373,7 @@ class LocalBenchmark:
             }
         )
         log(
-            f"  [{result.name}] {_rep_label(rep, result.reps)} {tool.name:5s} "
+            f"  [{result.name}] {rep_label(rep, result.reps)} {tool.name:5s} "
             f"{res.seconds:8.3f} s   peak RSS {mb(res.peak_rss_bytes):7.1f} MB "
             f"({res.peak_procs} procs)"
         )
@@ -393,18 +412,36 @@ class LocalBenchmark:
             status += ", diff -r ok"
         return status
 
-    # -- workloads ---------------------------------------------------------------------
+    @property
+    def tools(self) -> list[Tool]:
+        return [self.cfg.blit, RSYNC, CP]
+
+    def notes(self, versions: dict[str, str]) -> list[str]:
+        """Lines for the report, above the table."""
+        notes = [f"blit command: `{self.cfg.blit.describe()}` ({versions['blit']})"]
+        if self.cfg.blit.style == "rsync":
+            notes.append("blit is an rsync STAND-IN: ratios are not meaningful")
+        return notes
+
+    def json_extra(self) -> dict[str, Any]:
+        return {}
 
     def run(self) -> list[WorkloadResult]:
         todo = list(self.cfg.workloads)
         for i, workload in enumerate(todo):
             log(f"== workload {workload} ==")
             getattr(self, f"_run_{workload}")(workload)
-            still_needed = {t for w in todo[i + 1 :] for t in TREES_NEEDED[w]}
-            for tree in TREES_NEEDED[workload]:
+            still_needed = {t for w in todo[i + 1 :] for t in self.trees_needed[w]}
+            for tree in self.trees_needed[workload]:
                 if tree not in still_needed:
                     self.trees.release(tree)
         return self.results
+
+
+class LocalBenchmark(BenchmarkBase):
+    """Runs the configured workloads and collects :class:`WorkloadResult` rows."""
+
+    # -- workloads ---------------------------------------------------------------------
 
     def _new_result(self, name: str, tools: list[Tool], reps: int) -> WorkloadResult:
         result = WorkloadResult(name, DESCRIPTIONS[name], reps, [t.name for t in tools])
@@ -494,7 +531,8 @@ class LocalBenchmark:
         remove_tree(empty)
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def tail_text(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file, each indented with ``  | ``."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -502,7 +540,8 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join("  | " + line for line in text.splitlines()[-lines:])
 
 
-def _rep_label(rep: int, reps: int | None = None) -> str:
+def rep_label(rep: int, reps: int | None = None) -> str:
+    """``warm-up`` or ``rep N/REPS``."""
     if rep < 0:
         return "warm-up"
     return f"rep {rep + 1}/{reps}" if reps else f"rep {rep + 1}"

@@ -14,6 +14,7 @@ Trees:
     incremental  a copy of ``small`` with 1% of files changed (same size, new content, new
                  mtime), 1% deleted and 1% added
     rss1m        1,000,000 empty files in 1,000 directories
+    tiny1m       1,000,000 files of 1 byte in 1,000 directories (remote first-byte test)
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def tree_specs(scale: float = 1.0) -> dict[str, TreeSpec]:
             small_size=2 * KiB,
         ),
         "rss1m": TreeSpec(dirs=_scaled(1000, scale), files_per_dir=1000, small_size=0),
+        "tiny1m": TreeSpec(dirs=_scaled(1000, scale), files_per_dir=1000, small_size=1),
     }
 
 
