@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 import xxhash
 
 from blit_cli import render
 from blit_core import api
-from blit_core.errors import RemoteError
 from blit_core.models import TransferReport
 from blit_core.options import TransferOptions, Verb
-
-DAEMON_START_S = 20.0
+from blit_daemon.child import ChildDaemon
 
 
 def make_sample_tree(root: str, files: int, seed: int = 7) -> None:
@@ -60,36 +55,6 @@ def tree_fingerprint(root: str) -> dict[str, tuple]:
     return found
 
 
-class DemoDaemon:
-    """A blit-daemon child process exporting `module_dir` as module `default`."""
-
-    def __init__(self, module_dir: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blit_daemon", "--root", module_dir, "--bind", "127.0.0.1",
-             "--port", "0", "--no-mdns"],
-            stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + DAEMON_START_S
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            ready = re.search(r"ready on 127\.0\.0\.1:(\d+)", line)
-            if ready:
-                self.port = int(ready.group(1))
-                return
-            if not line:
-                break
-        self.stop()
-        raise RemoteError(f"the demo's blit-daemon did not start: {line.strip()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def _leg(name: str, source: str, destination: str, show_progress: bool) -> TransferReport:
     console = render.Console(itemize=False, verbose=0, quiet=False, events_to_stderr=False,
                              progress=show_progress)
@@ -110,7 +75,7 @@ def run_demo(files: int) -> int:
         os.mkdir(module)
         print(f"Generating {files} files and 64 MiB of large files in {source} ...")
         make_sample_tree(source, files)
-        daemon = DemoDaemon(module)
+        daemon = ChildDaemon("--root", module)
         try:
             print(f"blit-daemon on 127.0.0.1:{daemon.port}, module 'default' = {module}")
             remote = f"127.0.0.1:{daemon.port}:/default/tree/"

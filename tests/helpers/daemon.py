@@ -1,48 +1,24 @@
-"""A real blit-daemon process on 127.0.0.1 with an ephemeral port, and a runner for the blit
-CLI, shared by the remote test files. The daemon is started with --no-mdns and its ready line
-parsed for the port; stop() terminates it (SIGTERM, then SIGKILL after 10 s)."""
+"""A real blit-daemon process on 127.0.0.1 with an ephemeral port (blit_daemon.child), a
+runner for the blit CLI, and the three directions of a transfer, shared by the remote tests."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from blit_daemon.child import ChildDaemon
 
-class Daemon:
+
+class Daemon(ChildDaemon):
+    """A daemon exporting `root` as module `default` (or what `config` says)."""
+
     def __init__(self, root: Path, *, config: Path | None = None) -> None:
         self.root = root
-        where = ["--config", str(config)] if config else ["--root", str(root)]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blit_daemon", *where, "--port", "0", "--no-mdns"],
-            stderr=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 20
-        line = ""
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            match = re.search(r"ready on 127\.0\.0\.1:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"blit-daemon did not start: {line!r}")
+        super().__init__(*(["--config", str(config)] if config else ["--root", str(root)]))
 
     def endpoint(self, path: str) -> str:
         return f"127.0.0.1:{self.port}:/default/{path}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
