@@ -3,11 +3,10 @@ a transfer runs (today: local to local, through the local pipeline)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 
-from blit_core.endpoints import check_not_overlapping, resolve_local
+from blit_core.endpoints import anchor_backup_dir, check_not_overlapping, resolve_local
 from blit_core.locations import RemoteLocation, parse_location
 from blit_core.models import TransferReport
 from blit_core.options import RemoteSettings, TransferOptions, Verb
@@ -42,11 +41,7 @@ def transfer(
     filters = options.filters
     for root in roots:
         check_not_overlapping(root, lambda path: bool(filters) and filters.excludes(path, True))
-    if options.backup_dir:  # relative to DST, as in rsync; normalised for comparisons
-        base = into_dir or os.path.dirname(destination) or "."
-        options = dataclasses.replace(
-            options, backup_dir=os.path.normpath(os.path.join(base, options.backup_dir))
-        )
+    options = anchor_backup_dir(options, into_dir, destination)
     roots = [
         root for root in roots
         if not (options.filters and options.filters.excludes(root.prefix, root.is_dir))

@@ -8,12 +8,14 @@ applied once here:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Callable
 from typing import NamedTuple
 
 from blit_core.errors import SelectionError, UsageError
+from blit_core.options import TransferOptions
 from blit_core.transfer.jobs import TransferRoot
 
 
@@ -79,6 +81,16 @@ def resolve_local(
     if not needs_dir:
         _check_creatable(destination, probe)
     return roots, destination if needs_dir else None
+
+
+def anchor_backup_dir(options: TransferOptions, into_dir: str | None,
+                      destination: str) -> TransferOptions:
+    """--backup-dir is relative to DST, as in rsync (normalised, for comparisons)."""
+    if not options.backup_dir:
+        return options
+    base = into_dir or os.path.dirname(destination) or "."
+    return dataclasses.replace(
+        options, backup_dir=os.path.normpath(os.path.join(base, options.backup_dir)))
 
 
 def check_not_overlapping(root: TransferRoot, excluded: Callable[[str], bool]) -> None:

@@ -82,8 +82,8 @@ class BlitService(pb_grpc.BlitServicer):
         if daemon_is_source and verb is Verb.MOVE and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only; move would delete from it")
         options = options_from_wire(hello.options)
-        if options.backup_dir is not None:
-            raise RemoteError("--backup-dir is not supported for remote transfers yet")
+        if options.backup_dir is not None and not daemon_is_source:
+            raise RemoteError("--backup-dir is not supported when pushing yet")
         if daemon_is_source and options.copy_links:
             raise RemoteError("-L/--copy-links is not supported when pulling yet")
         states = [_path_state(module, path) for path in hello.paths]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from blit_core import __version__
-from blit_core.endpoints import LOCAL_PROBE, Probe, resolve_local
+from blit_core.endpoints import LOCAL_PROBE, Probe, anchor_backup_dir, resolve_local
 from blit_core.errors import BlitError, ConnectionLost, RemoteError, SelectionError, UsageError
 from blit_core.locations import RemoteLocation
 from blit_core.models import TransferReport
@@ -138,6 +138,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
 
         roots, into_dir = resolve_local(paths, str(destination), copy_links=options.copy_links,
                                         probe=Probe(source_mode, *LOCAL_PROBE[1:]))
+        options = anchor_backup_dir(options, into_dir, str(destination))
     filters = options.filters
     roots = [root for root in roots
              if not (filters and filters.excludes(root.prefix, root.is_dir))]

@@ -34,6 +34,7 @@ from blit_core.wire.manifest import DirEnd, DirStart, EntryRecord, RootRecord, r
 
 PLAN_CHUNK = 512
 MAX_OPEN_DIRS = 256
+REPORT_EVERY_COMMITS = 256  # the worker's result is emitted in parts, not per file
 STRATEGY = "network"
 
 
@@ -73,6 +74,7 @@ class Destination(LocalPipeline):
         self._dir_pass = None
         self._listing: list = []
         self.scanned = 0  # manifest entries received
+        self._commits_unreported = 0  # commits recorded in the worker's result, not yet emitted
 
     # -- planning ------------------------------------------------------------------------
 
@@ -254,7 +256,10 @@ class Destination(LocalPipeline):
             self.local.record_copy(need.where, need.item, STRATEGY)
             if self.options.want_progress:
                 self.observer.on_progress(0, 1)
-            self.local.flush_result()
+            self._commits_unreported += 1
+            if self._commits_unreported >= REPORT_EVERY_COMMITS:
+                self._commits_unreported = 0
+                self.local.flush_result()
 
     def _give_up(self, need_id: int, exc: OSError) -> None:
         with self.lock:
