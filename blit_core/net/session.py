@@ -38,6 +38,7 @@ from blit_core.wire.report import report_from_wire, report_to_wire
 
 PROTOCOL_VERSION = 1
 WINDOW = 8
+WORK_ITEMS = 4096  # queued files or ranges (descriptors, not data): a few batches' worth
 FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 1.0
 INBOX_FRAMES = 64
@@ -252,7 +253,7 @@ async def run_source(
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
-    work: queue.Queue = queue.Queue(maxsize=streams * 4)
+    work: queue.Queue = queue.Queue(maxsize=WORK_ITEMS)
     cancelled = threading.Event()
 
     def deliver(batch: Batch) -> None:

@@ -106,7 +106,8 @@ def read_members(shard: bytes | memoryview) -> Iterator[tuple[str, memoryview]]:
 
 def _check_header(header: memoryview) -> None:
     stored = _parse_octal(header[148:156])
-    computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    raw = header.tobytes()  # summing bytes runs in C; a memoryview's items do not
+    computed = sum(raw[:148]) + 8 * 32 + sum(raw[156:])
     if stored != computed:
         raise ProtocolError("tar shard header checksum mismatch")
 
