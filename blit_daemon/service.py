@@ -32,6 +32,7 @@ from blit_daemon.config import DaemonConfig, ModuleConfig
 
 logger = logging.getLogger("blit_daemon")
 MAX_STREAMS = 16
+LINGER_S = 2.0  # after a Failure, how long the client may take to read it
 
 
 class BlitService(pb_grpc.BlitServicer):
@@ -48,7 +49,9 @@ class BlitService(pb_grpc.BlitServicer):
         chan = Channel(read, context.write, self.config.session_timeout,
                        "the client")
         if self.sessions.locked():
-            await chan.fail(RemoteError("the daemon is serving too many sessions; retry later"))
+            async with chan.running():
+                await _refuse(chan, RemoteError("the daemon is serving too many sessions; "
+                                                "retry later"))
             return
         async with self.sessions:
             task = asyncio.current_task()
@@ -56,13 +59,14 @@ class BlitService(pb_grpc.BlitServicer):
             self.active.add(task)
             try:
                 async with chan.running():
-                    await self._session(chan, context.peer())
-            except BlitError as exc:
-                logger.info("session from %s failed: %s", context.peer(), exc)
-                await chan.fail(exc)
-            except Exception as exc:
-                logger.exception("session from %s failed", context.peer())
-                await chan.fail(exc)
+                    try:
+                        await self._session(chan, context.peer())
+                    except Exception as exc:
+                        if isinstance(exc, BlitError):
+                            logger.info("session from %s failed: %s", context.peer(), exc)
+                        else:
+                            logger.exception("session from %s failed", context.peer())
+                        await _refuse(chan, exc)
             finally:
                 self.active.discard(task)
 
@@ -116,6 +120,12 @@ class BlitService(pb_grpc.BlitServicer):
                 await run_destination(chan, plane, dest)
         finally:
             dataplane.close_all(socks)
+
+
+async def _refuse(chan: Channel, error: Exception) -> None:
+    """Tell the client why its session ends, and give it a moment to read that."""
+    await chan.fail(error)
+    await chan.linger(LINGER_S)
 
 
 def _module_rel(module: ModuleConfig, virtual: str) -> str:

@@ -74,6 +74,7 @@ class Channel:
         self._inbox: asyncio.Queue[pb.Frame] = asyncio.Queue(maxsize=INBOX_FRAMES)
         self._loop = asyncio.get_running_loop()
         self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._peer_gone = asyncio.Event()  # the reader saw the peer's end (or an error)
 
     async def send(self, frame: pb.Frame) -> None:
         async with self._lock:
@@ -155,6 +156,14 @@ class Channel:
                     await self._inbox.put(frame)
         except Exception as exc:
             self.abort(exc)
+        finally:
+            self._peer_gone.set()
+
+    async def linger(self, seconds: float) -> None:
+        """After a Failure: give the peer up to `seconds` to read it and go, so the stream is
+        not torn down (and the message lost) under it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._peer_gone.wait(), seconds)
 
     async def _keepalive(self) -> None:
         while True:

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,31 @@ def test_read_only_module_refuses_a_push(tmp_path: Path) -> None:
         assert result.returncode == 5
         assert "read-only" in result.stderr
         assert os.listdir(module) == []
+    finally:
+        running.stop()
+
+
+def test_max_sessions_refuses_the_extra_client_clearly(tmp_path: Path) -> None:
+    module = tmp_path / "m"
+    module.mkdir()
+    (tmp_path / "slow").write_bytes(os.urandom(3 << 20))
+    config = tmp_path / "blit.toml"
+    config.write_text(f'[daemon]\nmax_sessions = 1\n[[module]]\nname = "default"\n'
+                      f'path = "{module}"\n')
+    running = Daemon(module, config=config)
+    try:
+        busy = subprocess.Popen(
+            [sys.executable, "-m", "blit_cli", "copy", "--bwlimit", "1M",
+             str(tmp_path / "slow"), running.endpoint("slow")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not any(running.root.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the first session is writing
+        result = run("copy", str(tmp_path / "blit.toml"), running.endpoint("x"))
+        assert result.returncode == 5
+        assert "too many sessions; retry later" in result.stderr
+        assert busy.wait(60) == 0, busy.stderr.read() if busy.stderr else ""
+        assert file_digest(module / "slow") == file_digest(tmp_path / "slow")
     finally:
         running.stop()
 
