@@ -164,9 +164,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     plane = Plane(socks, settings.bwlimit, tune=push and not settings.streams)
     try:
         if push:
-            report, events = await run_source(chan, plane, roots, options, verb, observer)
-            for event in events:
-                observer.on_item(event)
+            report = await run_source(chan, plane, roots, options, verb, observer)
             for warning in report.warnings:
                 observer.on_warning(warning)
             for failure in report.failures:

@@ -19,7 +19,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
 from blit_core.errors import BlitError, ConnectionLost, FileIOError, PeerTimeout, ProtocolError
@@ -34,10 +34,16 @@ from blit_core.transfer.jobs import JobResult, TransferRoot
 from blit_core.transfer.source import Batch, SourceFile, remove_confirmed, scan_to_manifest
 from blit_core.wire.codec import Decoder
 from blit_core.wire.manifest import Confirm, ManifestWriter, read_records
-from blit_core.wire.report import report_from_wire, report_to_wire
+from blit_core.wire.report import (
+    events_from_wire,
+    events_to_wire,
+    report_from_wire,
+    report_to_wire,
+)
 
 PROTOCOL_VERSION = 1
 WINDOW = 8
+SUMMARY_PART_BYTES = 1 << 20  # itemized events and confirmations per summary part
 WORK_ITEMS = 4096  # queued files or ranges (descriptors, not data): a few batches' worth
 FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 1.0
@@ -256,9 +262,10 @@ class _Threads:
 async def run_source(
     chan: Channel, plane: Plane, roots: Sequence[TransferRoot], options: TransferOptions,
     verb: Verb, observer: TransferObserver,
-) -> tuple[TransferReport, list[ItemEvent]]:
+) -> TransferReport:
     """Serve as SOURCE; returns the merged report (the DESTINATION's, with the SOURCE's
-    failures, warnings and removals) and the DESTINATION's itemized events."""
+    failures, warnings and removals). The DESTINATION's itemized events go to `observer`
+    as the summary's parts arrive."""
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
@@ -381,6 +388,8 @@ async def run_source(
                     observer.on_planned(len(frame.needs.ids), planned)
             elif frame.HasField("summary"):
                 summary = frame.summary.report
+                for event in events_from_wire(frame.summary.events):
+                    observer.on_item(event)
                 for record in read_records(frame.summary.confirmed):
                     if not isinstance(record, Confirm):
                         raise ProtocolError("a manifest record inside a summary")
@@ -406,12 +415,12 @@ async def run_source(
             work.put_nowait(dataplane.STOP)
         await chan.fail(exc)
         raise
-    report, events = report_from_wire(summary)
+    report = report_from_wire(summary)
     if confirmed:
         await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part)
     own = _as_report(source_part, verb, options)
     await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(own))))
-    return merge_source_part(report, own), events
+    return merge_source_part(report, own)
 
 
 def _drain(work: queue.Queue) -> None:
@@ -471,19 +480,42 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         await _to_completion(clean_up)
         await chan.fail(exc)
         raise
-    writer = ManifestWriter()
-    for root, rel, size, mtime_ns in dest.confirmed:
-        writer.confirm(root, rel, size, mtime_ns)
-    await chan.send(pb.Frame(summary=pb.Summary(
-        report=report_to_wire(report, relayed_events(dest.observer)), confirmed=writer.take(),
-        last=True)))
+    parts = list(_summary_parts(relayed_events(dest.observer), dest.confirmed))
+    for number, (events, confirmed) in enumerate(parts):
+        last = number == len(parts) - 1
+        writer = ManifestWriter()
+        for root, rel, size, mtime_ns in confirmed:
+            writer.confirm(root, rel, size, mtime_ns)
+        await chan.send(pb.Frame(summary=pb.Summary(
+            events=events_to_wire(events) if events else b"", confirmed=writer.take(),
+            last=last, report=report_to_wire(report) if last else b"")))
     done = await chan.expect("done")
-    source_part, _ = report_from_wire(done.done.report)
+    source_part = report_from_wire(done.done.report)
     for warning in source_part.warnings:
         dest.observer.on_warning(warning)
     for failure in source_part.failures:
         dest.observer.on_failure(failure)
     return merge_source_part(report, source_part)
+
+
+def _summary_parts(
+    events: list[ItemEvent], confirmed: list[tuple[int, str, int, int]],
+) -> Iterator[tuple[list[ItemEvent], list[tuple[int, str, int, int]]]]:
+    """The summary's events and confirmations cut into parts of about SUMMARY_PART_BYTES
+    (gRPC refuses messages over 4 MiB); at least one part, possibly empty."""
+    part_events: list[ItemEvent] = []
+    part_confirmed: list[tuple[int, str, int, int]] = []
+    size = 0
+    for kind, record in [*(("e", e) for e in events), *(("c", c) for c in confirmed)]:
+        if size >= SUMMARY_PART_BYTES:
+            yield part_events, part_confirmed
+            part_events, part_confirmed, size = [], [], 0
+        if kind == "e":
+            part_events.append(record)
+        else:
+            part_confirmed.append(record)
+        size += len(record[1]) + 64
+    yield part_events, part_confirmed
 
 
 class RelayObserver(NullObserver):

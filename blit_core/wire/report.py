@@ -1,5 +1,5 @@
 """Reports on the wire: what one end of a session tells the other about the work it did
-(counters, failures, warnings, deletions held back, itemized events), as JSON. Pure."""
+(counters, failures, warnings, deletions held back), and its itemized events, as JSON. Pure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from blit_core.models import FileFailure, ItemEvent, TransferReport, TransferSta
 _STAT_FIELDS = frozenset(vars(TransferStats()))
 
 
-def report_to_wire(report: TransferReport, events: list[ItemEvent] | None = None) -> bytes:
+def report_to_wire(report: TransferReport) -> bytes:
     return json.dumps({
         "verb": report.verb,
         "dry_run": report.dry_run,
@@ -23,11 +23,10 @@ def report_to_wire(report: TransferReport, events: list[ItemEvent] | None = None
         "duration_s": report.duration_s,
         "deletions_skipped": report.deletions_skipped,
         "deletions_suppressed_reason": report.deletions_suppressed_reason,
-        "events": [list(e) for e in events or ()],
     }).encode()
 
 
-def report_from_wire(data: bytes) -> tuple[TransferReport, list[ItemEvent]]:
+def report_from_wire(data: bytes) -> TransferReport:
     """The inverse of report_to_wire; ProtocolError on anything malformed."""
     try:
         doc: dict[str, Any] = json.loads(data)
@@ -48,7 +47,20 @@ def report_from_wire(data: bytes) -> tuple[TransferReport, list[ItemEvent]]:
             deletions_skipped=int(doc["deletions_skipped"]),
             deletions_suppressed_reason=None if reason is None else str(reason),
         )
-        events = [ItemEvent(str(code), str(path)) for code, path in doc["events"]]
     except (ValueError, TypeError, KeyError) as exc:
         raise ProtocolError(f"malformed report from the peer: {exc}") from None
-    return report, events
+    return report
+
+
+def events_to_wire(events: list[ItemEvent]) -> bytes:
+    return json.dumps([list(e) for e in events]).encode()
+
+
+def events_from_wire(data: bytes) -> list[ItemEvent]:
+    """The inverse of events_to_wire (b"" is none); ProtocolError on anything malformed."""
+    if not data:
+        return []
+    try:
+        return [ItemEvent(str(code), str(path)) for code, path in json.loads(data)]
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"malformed itemized events from the peer: {exc}") from None

@@ -48,7 +48,7 @@ from blit_core.wire import frames, tarshard
 from blit_core.wire.codec import Decoder
 from blit_core.wire.manifest import EntryRecord, ManifestWriter, RootRecord, read_records
 from blit_core.wire.options import options_to_wire
-from blit_core.wire.report import report_from_wire, report_to_wire
+from blit_core.wire.report import events_from_wire, report_from_wire, report_to_wire
 
 HOST = "127.0.0.1"
 MTIME_NS = 1_600_000_000_000_000_000
@@ -279,7 +279,7 @@ def close(socks: list[socket.socket]) -> None:
 
 def assert_reported_failure(summary: bytes) -> None:
     """A session that went through to its summary must have failed the hostile file."""
-    report, _ = report_from_wire(summary)
+    report = report_from_wire(summary)
     assert report.failures, f"no failure reported: {report}"
     assert report.stats.files_transferred == 0, report
 
@@ -587,7 +587,8 @@ def test_push_through_a_module_symlink_writes_and_reveals_nothing_outside(
                 close(socks)
             assert frame is not None, label
             if frame.HasField("summary"):
-                report, events = report_from_wire(frame.summary.report)
+                report = report_from_wire(frame.summary.report)
+                events = events_from_wire(frame.summary.events)
                 assert_reported_failure(frame.summary.report)
                 named = {f.path.strip("/") for f in report.failures}
                 named |= {e.path.strip("/") for e in events}
@@ -766,10 +767,9 @@ async def push_with_intruders(arena: Arena, src: Path, dst: str, streams: int,
     """Push src/ to module/dst/ with run_source."""
 
     async def serve(chan: Channel, plane: Plane) -> TransferReport:
-        report, _ = await run_source(
+        return await run_source(
             chan, plane, [TransferRoot(str(src), f"/default/{dst}", "", True)],
             TransferOptions(), Verb.COPY, NullObserver())
-        return report
 
     root = pb.Root(src=str(src), dst=dst, prefix="", is_dir=True)
     return await session_with_intruders(arena, pb.SOURCE, root, streams, intruders, serve)

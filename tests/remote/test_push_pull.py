@@ -185,6 +185,23 @@ def test_read_only_module_refuses_a_push(tmp_path: Path) -> None:
         running.stop()
 
 
+def test_a_summary_larger_than_a_grpc_message_arrives_in_parts(daemon: Daemon,
+                                                              tmp_path: Path) -> None:
+    """20,000 deletions with 200-byte names itemize to ~4.5 MB, over gRPC's 4 MiB limit."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "keep").write_text("k")
+    dst = daemon.root / "dst"
+    for d in range(20):
+        (dst / f"d{d}").mkdir(parents=True)
+        for f in range(1000):
+            (dst / f"d{d}" / f"{f:05d}{'x' * 195}").touch()
+    result = run("mirror", "-i", f"{src}/", daemon.endpoint("dst") + "/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("*deleting ") == 20_020
+    assert sorted(os.listdir(dst)) == ["keep"]
+
+
 def test_max_sessions_refuses_the_extra_client_clearly(tmp_path: Path) -> None:
     module = tmp_path / "m"
     module.mkdir()

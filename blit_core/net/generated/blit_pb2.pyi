@@ -139,14 +139,16 @@ class DataGrant(_message.Message):
     def __init__(self, port: _Optional[int] = ..., token: _Optional[bytes] = ..., streams: _Optional[int] = ...) -> None: ...
 
 class Summary(_message.Message):
-    __slots__ = ("report", "confirmed", "last")
+    __slots__ = ("report", "confirmed", "last", "events")
     REPORT_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     report: bytes
     confirmed: bytes
     last: bool
-    def __init__(self, report: _Optional[bytes] = ..., confirmed: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+    events: bytes
+    def __init__(self, report: _Optional[bytes] = ..., confirmed: _Optional[bytes] = ..., last: _Optional[bool] = ..., events: _Optional[bytes] = ...) -> None: ...
 
 class Done(_message.Message):
     __slots__ = ("report",)
