@@ -31,6 +31,7 @@ from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import JobResult, TransferRoot
+from blit_core.transfer.pipeline import MAX_FAILURES_KEPT, MAX_WARNINGS_KEPT
 from blit_core.transfer.source import Batch, SourceFile, remove_confirmed, scan_to_manifest
 from blit_core.wire.codec import Decoder
 from blit_core.wire.manifest import Confirm, ManifestWriter, read_records
@@ -432,9 +433,11 @@ def _drain(work: queue.Queue) -> None:
 
 
 def _as_report(part: JobResult, verb: Verb, options: TransferOptions) -> TransferReport:
+    """The SOURCE's own part, with as many failures and warnings kept as locally."""
     return TransferReport(verb=verb.value, dry_run=options.dry_run, stats=part.stats,
-                          failures=part.failures, failures_omitted=0, warnings=part.warnings,
-                          duration_s=0.0)
+                          failures=part.failures[:MAX_FAILURES_KEPT],
+                          failures_omitted=max(0, len(part.failures) - MAX_FAILURES_KEPT),
+                          warnings=part.warnings[:MAX_WARNINGS_KEPT], duration_s=0.0)
 
 
 async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> TransferReport:
@@ -535,6 +538,7 @@ def relayed_events(observer: TransferObserver) -> list[ItemEvent]:
 def merge_source_part(report: TransferReport, source_part: TransferReport) -> TransferReport:
     """The DESTINATION's report with the SOURCE's failures, warnings and removals added."""
     report.failures = source_part.failures + report.failures
+    report.failures_omitted += source_part.failures_omitted
     report.warnings = source_part.warnings + report.warnings
     report.stats.sources_removed += source_part.stats.sources_removed
     return report
