@@ -7,10 +7,13 @@ transfer runs) can never redirect a write outside it. The root itself is opened 
 named it, and may be a symlink to a directory.
 
 Paths that arrive over the wire are checked first by `validate_wire_path`: only plain relative
-POSIX paths pass, so no peer can name anything outside the module it was given."""
+POSIX paths pass, so no peer can name anything outside the module it was given. A daemon that
+sends files opens each with `open_file_beneath`: no symlink on the way is followed, even one
+swapped in after the scan."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 
@@ -48,6 +51,43 @@ def open_beneath(root_fd: int, rel: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64))
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture (since 5.6)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_have_openat2 = True
+
+
+def open_file_beneath(root_fd: int, rel: str, flags: int) -> int:
+    """A descriptor for the file `rel` below root_fd, opened without following any symlink
+    (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: one system call; else a component walk)."""
+    global _have_openat2
+    if _have_openat2:
+        how = _OpenHow(flags | os.O_CLOEXEC, 0,
+                       _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+        fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(rel), ctypes.byref(how),
+                           ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err != errno.ENOSYS:
+            raise OSError(err, os.strerror(err), rel)
+        _have_openat2 = False
+    head, _, name = rel.rpartition("/")
+    dir_fd = open_beneath(root_fd, head)
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 MAX_WIRE_PATH_BYTES = 4096

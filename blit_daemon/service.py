@@ -114,7 +114,8 @@ class BlitService(pb_grpc.BlitServicer):
         plane = Plane(socks, bwlimit, tune=daemon_is_source and not hello.streams)
         try:
             if daemon_is_source:
-                await run_source(chan, plane, roots, options, verb, RelayObserver())
+                await run_source(chan, plane, roots, options, verb, RelayObserver(),
+                                 jail=module.path)
             else:
                 dest = Destination(roots, verb, options, RelayObserver(), jail=module.path)
                 await run_destination(chan, plane, dest)

@@ -273,17 +273,17 @@ class Sender:
     """One stream's sending loop: work from the shared queue until STOP, then END."""
 
     def __init__(self, out: Output, work: queue.Queue, limit: RateLimit | None,
-                 on_sent: Callable[[int, int, int], None], open_flags: int,
+                 on_sent: Callable[[int, int, int], None], open_file: Callable[[str], int],
                  gate: StreamGate, index: int) -> None:
-        """`on_sent(wire bytes, file bytes, files)` follows what went out; the gate says
-        whether stream `index` may take work now."""
+        """`on_sent(wire bytes, file bytes, files)` follows what went out; `open_file(path)`
+        opens a file to send; the gate says whether stream `index` may take work now."""
         self.out = out
         self.work = work
         self.gate = gate
         self.index = index
         self.limit = limit
         self.on_sent = on_sent
-        self.open_flags = open_flags
+        self.open_file = open_file
         self.shard = bytearray()
         self.shard_files = 0
         self.shard_content = 0
@@ -314,7 +314,7 @@ class Sender:
     def _add_to_shard(self, item: Work) -> None:
         entry = item.file.entry
         try:
-            fd = os.open(item.path, self.open_flags)
+            fd = self.open_file(item.path)
             try:
                 data = os.read(fd, entry.size + 1)
             finally:
@@ -347,7 +347,7 @@ class Sender:
 
     def _send_range(self, item: Work) -> None:
         try:
-            fd = os.open(item.path, self.open_flags)
+            fd = self.open_file(item.path)
         except OSError as exc:
             self._abort(item.need_id, exc)
             return

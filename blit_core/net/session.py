@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import socket
@@ -22,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
+from blit_core import pathsafe
 from blit_core.errors import BlitError, ConnectionLost, FileIOError, PeerTimeout, ProtocolError
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
@@ -262,11 +264,12 @@ class _Threads:
 
 async def run_source(
     chan: Channel, plane: Plane, roots: Sequence[TransferRoot], options: TransferOptions,
-    verb: Verb, observer: TransferObserver,
+    verb: Verb, observer: TransferObserver, *, jail: str | None = None,
 ) -> TransferReport:
     """Serve as SOURCE; returns the merged report (the DESTINATION's, with the SOURCE's
     failures, warnings and removals). The DESTINATION's itemized events go to `observer`
-    as the summary's parts arrive."""
+    as the summary's parts arrive. `jail` (a daemon's module): files are opened beneath it
+    without following any symlink."""
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
@@ -296,20 +299,20 @@ async def run_source(
 
         return on_sent
 
-    flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
+    sources = _SourceFiles(options, jail)
     senders = _Threads(chan)
     if plane.socks:
         for stream, sock in enumerate(plane.socks):
             out = dataplane.SocketOutput(sock)
-            senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream), flags,
-                                           plane.gate, stream).run)
+            senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream),
+                                           sources.open, plane.gate, stream).run)
     else:
         def emit(data: bytes) -> None:
             asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop).result()
 
         out = dataplane.FrameOutput(emit)
-        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None), flags,
-                                       plane.gate, 0).run)
+        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None),
+                                       sources.open, plane.gate, 0).run)
 
     async def put_work(item: object) -> None:
         while True:
@@ -405,6 +408,7 @@ async def run_source(
         pump.result()
         source_part = await scan_task
         await chan.until(senders.join())
+        sources.close()
     except BaseException as exc:
         cancelled.set()
         pump.cancel()
@@ -415,6 +419,8 @@ async def run_source(
         for _ in senders.threads:
             work.put_nowait(dataplane.STOP)
         await chan.fail(exc)
+        await _to_completion(lambda: _join_all(senders.threads))  # their sockets are shut
+        sources.close()
         raise
     report = report_from_wire(summary)
     if confirmed:
@@ -422,6 +428,33 @@ async def run_source(
     own = _as_report(source_part, verb, options)
     await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(own))))
     return merge_source_part(report, own)
+
+
+class _SourceFiles:
+    """How the SOURCE's senders open files: by path (a symlink named last is followed only
+    with -L), or, in a daemon's module (`jail`), beneath it with no symlink followed at all."""
+
+    def __init__(self, options: TransferOptions, jail: str | None) -> None:
+        self.flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
+        self.root_fd = None if jail is None else pathsafe.open_root(jail)
+        self.prefix = "" if jail is None else jail.rstrip("/") + "/"
+
+    def open(self, path: str) -> int:
+        if self.root_fd is None:
+            return os.open(path, self.flags)
+        if not path.startswith(self.prefix):
+            raise OSError(errno.EXDEV, "outside the module", path)
+        return pathsafe.open_file_beneath(self.root_fd, path[len(self.prefix):], os.O_RDONLY)
+
+    def close(self) -> None:
+        """Once no sender runs any more."""
+        if self.root_fd is not None:
+            os.close(self.root_fd)
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
 
 
 def _drain(work: queue.Queue) -> None:
@@ -476,8 +509,7 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         plane.shutdown()  # receivers stop before their temp files go
 
         def clean_up() -> None:
-            for thread in receivers.threads:
-                thread.join()
+            _join_all(receivers.threads)
             dest.discard_all()
 
         await _to_completion(clean_up)

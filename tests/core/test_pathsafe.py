@@ -73,3 +73,26 @@ def test_a_swapped_in_symlink_does_not_redirect_the_sinks_writes(tmp_path):
         os.close(root)
     assert (tmp_path / "dst" / "sub.moved" / "f").read_bytes() == b"payload"
     assert os.listdir(tmp_path / "outside") == []
+
+
+@pytest.mark.parametrize("openat2", [True, False])
+def test_open_file_beneath_follows_no_symlink(tmp_path, monkeypatch, openat2):
+    """openat2 (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) or, without it, the component walk."""
+    monkeypatch.setattr(pathsafe, "_have_openat2", openat2)
+    module, outside = tmp_path / "module", tmp_path / "outside"
+    (module / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (module / "sub" / "f").write_bytes(b"inside")
+    (outside / "secret").write_bytes(b"outside")
+    (module / "evil").symlink_to(outside)
+    (module / "link").symlink_to("sub/f")
+    root_fd = pathsafe.open_root(str(module))
+    try:
+        fd = pathsafe.open_file_beneath(root_fd, "sub/f", os.O_RDONLY)
+        assert os.read(fd, 100) == b"inside"
+        os.close(fd)
+        for rel in ("evil/secret", "link"):
+            with pytest.raises(OSError):
+                os.close(pathsafe.open_file_beneath(root_fd, rel, os.O_RDONLY))
+    finally:
+        os.close(root_fd)

@@ -170,6 +170,37 @@ def test_push_through_a_symlink_out_of_the_module_writes_nothing_outside(
     assert not (tmp_path / "pulled" / "payload").exists()
 
 
+def test_pull_never_reads_through_a_symlink_swapped_in_after_the_scan(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """The daemon scans src/sub/big (70 MiB: two ranges on one stream, each opened when it is
+    sent). While the first range is on the wire, sub becomes a symlink to a directory outside
+    the module holding a big of the same size: the daemon must refuse to open it for the
+    second range rather than send outside bytes."""
+    size = 70 << 20
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big").write_bytes(b"S" * size)
+    src = daemon.root / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "big").write_bytes(b"i" * size)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "blit_cli", "copy", "--streams", "1", "--bwlimit", "40M",
+         daemon.endpoint("src") + "/", f"{tmp_path}/dst/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (
+            (tmp_path / "dst" / "sub").is_dir() and find_temp_files(tmp_path / "dst")):
+        time.sleep(0.02)  # the first range is arriving
+    (src / "sub").rename(daemon.root / "sub-moved")
+    (src / "sub").symlink_to(outside)
+    _, stderr = client.communicate(timeout=60)
+    assert client.returncode == 23, stderr
+    assert "sub/big" in stderr and "symbolic links" in stderr
+    assert not (tmp_path / "dst" / "sub" / "big").exists()
+    assert find_temp_files(tmp_path / "dst") == []
+
+
 def test_read_only_module_refuses_a_push(tmp_path: Path) -> None:
     module = tmp_path / "m"
     module.mkdir()
