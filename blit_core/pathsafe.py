@@ -64,24 +64,42 @@ _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
-_have_openat2 = True
+_BENEATH = _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS
+
+
+def _openat2(dir_fd: int, rel: str, flags: int) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, _BENEATH)
+    fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(rel), ctypes.byref(how),
+                       ctypes.sizeof(how))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), rel)
+    return fd
+
+
+def _probe_openat2() -> bool:
+    """Whether openat2 works here (an old kernel says ENOSYS; a seccomp filter, EPERM)."""
+    root = os.open("/", _DIR_FLAGS)
+    try:
+        os.close(_openat2(root, ".", os.O_PATH | os.O_DIRECTORY))
+    except OSError:
+        return False
+    finally:
+        os.close(root)
+    return True
+
+
+_have_openat2: bool | None = None  # probed on first use
 
 
 def open_file_beneath(root_fd: int, rel: str, flags: int) -> int:
     """A descriptor for the file `rel` below root_fd, opened without following any symlink
     (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: one system call; else a component walk)."""
     global _have_openat2
+    if _have_openat2 is None:
+        _have_openat2 = _probe_openat2()
     if _have_openat2:
-        how = _OpenHow(flags | os.O_CLOEXEC, 0,
-                       _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
-        fd = _libc.syscall(_SYS_OPENAT2, root_fd, os.fsencode(rel), ctypes.byref(how),
-                           ctypes.sizeof(how))
-        if fd >= 0:
-            return fd
-        err = ctypes.get_errno()
-        if err != errno.ENOSYS:
-            raise OSError(err, os.strerror(err), rel)
-        _have_openat2 = False
+        return _openat2(root_fd, rel, flags)
     head, _, name = rel.rpartition("/")
     dir_fd = open_beneath(root_fd, head)
     try:

@@ -25,6 +25,7 @@ from blit_core.net.session import (
 )
 from blit_core.net.tuning import AUTO_STREAMS
 from blit_core.options import Verb
+from blit_core.progress import NullObserver
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.wire.options import options_from_wire
@@ -114,7 +115,7 @@ class BlitService(pb_grpc.BlitServicer):
         plane = Plane(socks, bwlimit, tune=daemon_is_source and not hello.streams)
         try:
             if daemon_is_source:
-                await run_source(chan, plane, roots, options, verb, RelayObserver(),
+                await run_source(chan, plane, roots, options, verb, NullObserver(),
                                  jail=module.path)
             else:
                 dest = Destination(roots, verb, options, RelayObserver(), jail=module.path)

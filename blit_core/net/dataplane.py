@@ -80,6 +80,7 @@ class RateLimit:
         self.lock = threading.Lock()
         self.allowance = 0.0
         self.stamp = time.monotonic()
+        self.stopped = threading.Event()  # the session ended: nobody waits any more
 
     def take(self, num_bytes: int) -> None:
         with self.lock:
@@ -89,7 +90,7 @@ class RateLimit:
             self.allowance -= num_bytes
             wait = -self.allowance / self.rate if self.allowance < 0 else 0.0
         if wait:
-            time.sleep(wait)
+            self.stopped.wait(wait)
 
 
 # -- connection set-up ---------------------------------------------------------------------
@@ -145,7 +146,7 @@ def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
                             conn.close()
                             continue
                         conn.setblocking(False)
-                        pending[conn] = (bytearray(), now + HANDSHAKE_TIMEOUT_S)
+                        pending[conn] = (bytearray(), time.monotonic() + HANDSHAKE_TIMEOUT_S)
                         selector.register(conn, selectors.EVENT_READ)
                     continue
                 conn = key.fileobj

@@ -13,9 +13,8 @@ deletions and directory attributes run and the summary goes back."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import errno
-import os
 import queue
 import socket
 import threading
@@ -23,8 +22,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
-from blit_core import pathsafe
-from blit_core.errors import BlitError, ConnectionLost, FileIOError, PeerTimeout, ProtocolError
+from blit_core.errors import (
+    BlitError,
+    ConnectionLost,
+    FileIOError,
+    PeerTimeout,
+    ProtocolError,
+    WorkerLost,
+)
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
@@ -34,7 +39,13 @@ from blit_core.progress import NullObserver, TransferObserver
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import JobResult, TransferRoot
 from blit_core.transfer.pipeline import MAX_FAILURES_KEPT, MAX_WARNINGS_KEPT
-from blit_core.transfer.source import Batch, SourceFile, remove_confirmed, scan_to_manifest
+from blit_core.transfer.source import (
+    Batch,
+    SourceAccess,
+    SourceFile,
+    remove_confirmed,
+    scan_to_manifest,
+)
 from blit_core.wire.codec import Decoder
 from blit_core.wire.manifest import Confirm, ManifestWriter, read_records
 from blit_core.wire.report import (
@@ -133,7 +144,8 @@ class Channel:
         if isinstance(error, BlitError):
             failure = pb.Failure(message=str(error), exit_code=error.exit_code)
         else:
-            failure = pb.Failure(message=f"internal error: {type(error).__name__}: {error}")
+            failure = pb.Failure(message=f"internal error: {type(error).__name__}: {error}",
+                                 exit_code=WorkerLost.exit_code)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.send(pb.Frame(failure=failure)), FAIL_SEND_TIMEOUT_S)
 
@@ -232,6 +244,8 @@ class Plane:
 
     def shutdown(self) -> None:
         """Wake the session's threads blocked on the data plane (the session is ending)."""
+        if self.limit is not None:
+            self.limit.stopped.set()
         dataplane.shutdown_all(self.socks)
 
 
@@ -289,7 +303,12 @@ async def run_source(
         try:
             return scan_to_manifest(roots, options, verb, deliver)
         finally:
-            batches.put(_END)
+            while not cancelled.is_set():  # nobody reads a session that ended
+                try:
+                    batches.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
     def sent_on(stream: int | None) -> Callable[[int, int, int], None]:
         def on_sent(wire_bytes: int, file_bytes: int, files: int) -> None:
@@ -299,7 +318,7 @@ async def run_source(
 
         return on_sent
 
-    sources = _SourceFiles(options, jail)
+    sources = SourceAccess(options, jail)
     senders = _Threads(chan)
     if plane.socks:
         for stream, sock in enumerate(plane.socks):
@@ -308,7 +327,15 @@ async def run_source(
                                            sources.open, plane.gate, stream).run)
     else:
         def emit(data: bytes) -> None:
-            asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop).result()
+            sent = asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop)
+            while True:  # a peer that stops reading must not hold this thread forever
+                try:
+                    sent.result(0.2)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if cancelled.is_set():
+                        sent.cancel()
+                        raise ConnectionLost("session ended") from None
 
         out = dataplane.FrameOutput(emit)
         senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None),
@@ -408,48 +435,27 @@ async def run_source(
         pump.result()
         source_part = await scan_task
         await chan.until(senders.join())
-        sources.close()
     except BaseException as exc:
         cancelled.set()
         pump.cancel()
         tuning.cancel()
+        await chan.fail(exc)  # first, so the peer hears why before its streams close
         plane.shutdown()
         plane.open_all()
         _drain(work)
         for _ in senders.threads:
             work.put_nowait(dataplane.STOP)
-        await chan.fail(exc)
         await _to_completion(lambda: _join_all(senders.threads))  # their sockets are shut
+        scan_task.add_done_callback(_retrieve)
         sources.close()
         raise
     report = report_from_wire(summary)
     if confirmed:
-        await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part)
+        await asyncio.to_thread(remove_confirmed, roots, confirmed, source_part, sources)
+    sources.close()
     own = _as_report(source_part, verb, options)
     await chan.send(pb.Frame(done=pb.Done(report=report_to_wire(own))))
     return merge_source_part(report, own)
-
-
-class _SourceFiles:
-    """How the SOURCE's senders open files: by path (a symlink named last is followed only
-    with -L), or, in a daemon's module (`jail`), beneath it with no symlink followed at all."""
-
-    def __init__(self, options: TransferOptions, jail: str | None) -> None:
-        self.flags = os.O_RDONLY | (0 if options.copy_links else os.O_NOFOLLOW)
-        self.root_fd = None if jail is None else pathsafe.open_root(jail)
-        self.prefix = "" if jail is None else jail.rstrip("/") + "/"
-
-    def open(self, path: str) -> int:
-        if self.root_fd is None:
-            return os.open(path, self.flags)
-        if not path.startswith(self.prefix):
-            raise OSError(errno.EXDEV, "outside the module", path)
-        return pathsafe.open_file_beneath(self.root_fd, path[len(self.prefix):], os.O_RDONLY)
-
-    def close(self) -> None:
-        """Once no sender runs any more."""
-        if self.root_fd is not None:
-            os.close(self.root_fd)
 
 
 def _join_all(threads: list[threading.Thread]) -> None:
@@ -549,7 +555,7 @@ def _summary_parts(
             part_events.append(record)
         else:
             part_confirmed.append(record)
-        size += len(record[1]) + 64
+        size += 6 * len(record[1]) + 64  # JSON escapes a character in up to 6 bytes
     yield part_events, part_confirmed
 
 

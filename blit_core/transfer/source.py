@@ -11,13 +11,14 @@ not changed since it was scanned, and then the directories left empty."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
-from blit_core import hashing
+from blit_core import hashing, pathsafe
 from blit_core.models import FileEntry, FileFailure
 from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.transfer.jobs import DirJob, JobResult, Progress, RootJob, TransferRoot
@@ -159,9 +160,67 @@ def scan_to_manifest(
     return merged
 
 
+class SourceAccess:
+    """How a SOURCE reaches its files after the scan: by path (a symlink named last is
+    followed only with -L), or, in a daemon's module (`jail`), beneath it without following
+    any symlink at all, even one swapped in after the scan. Files open non-blocking and must
+    still be regular (a FIFO swapped in would block a reader forever)."""
+
+    def __init__(self, options: TransferOptions, jail: str | None) -> None:
+        self.flags = os.O_RDONLY | os.O_NONBLOCK | (0 if options.copy_links else os.O_NOFOLLOW)
+        self.root_fd = None if jail is None else pathsafe.open_root(jail)
+        self.prefix = "" if jail is None else jail.rstrip("/") + "/"
+
+    def open(self, path: str) -> int:
+        if self.root_fd is None:
+            fd = os.open(path, self.flags)
+        else:
+            fd = pathsafe.open_file_beneath(self.root_fd, self._rel(path),
+                                            os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "no longer a regular file", path)
+        return fd
+
+    def lstat(self, path: str) -> os.stat_result:
+        with self._place(path) as (dir_fd, name):
+            return os.lstat(name, dir_fd=dir_fd)
+
+    def unlink(self, path: str) -> None:
+        with self._place(path) as (dir_fd, name):
+            os.unlink(name, dir_fd=dir_fd)
+
+    def rmdir(self, path: str) -> None:
+        with self._place(path) as (dir_fd, name):
+            os.rmdir(name, dir_fd=dir_fd)
+
+    def close(self) -> None:
+        """Once nothing uses it any more."""
+        if self.root_fd is not None:
+            os.close(self.root_fd)
+
+    def _rel(self, path: str) -> str:
+        if not path.startswith(self.prefix):
+            raise OSError(errno.EXDEV, "outside the module", path)
+        return path[len(self.prefix):]
+
+    @contextlib.contextmanager
+    def _place(self, path: str) -> Iterator[tuple[int | None, str]]:
+        """(directory descriptor or None, name) for a path; beneath the jail when there is one."""
+        if self.root_fd is None:
+            yield None, path
+            return
+        head, _, name = self._rel(path).rpartition("/")
+        dir_fd = pathsafe.open_beneath(self.root_fd, head)
+        try:
+            yield dir_fd, name
+        finally:
+            os.close(dir_fd)
+
+
 def remove_confirmed(
     roots: Sequence[TransferRoot], confirmed: Sequence[tuple[int, str, int, int]],
-    result: JobResult,
+    result: JobResult, access: SourceAccess,
 ) -> None:
     """Move, after the DESTINATION's summary: delete each confirmed source file that is
     still what was sent (same size and mtime); then the directories left empty (the root of
@@ -172,11 +231,11 @@ def remove_confirmed(
         shown = root.display(rel)
         path = root.src_path(rel)
         try:
-            now = os.lstat(path)
+            now = access.lstat(path)
             if (now.st_size, now.st_mtime_ns) != (size, mtime_ns):
                 result.warnings.append(f"not removing {shown!r}: it changed during the move")
                 continue
-            os.unlink(path)
+            access.unlink(path)
         except OSError as exc:
             result.failures.append(FileFailure(shown, exc.strerror or str(exc)))
             continue
@@ -189,7 +248,7 @@ def remove_confirmed(
         if not rel and not root.prefix:
             continue
         try:
-            os.rmdir(root.src_path(rel))
+            access.rmdir(root.src_path(rel))
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 result.warnings.append(f"could not remove {root.display(rel)!r}: {exc.strerror}")
