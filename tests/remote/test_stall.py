@@ -86,3 +86,26 @@ def test_timeout_must_be_sensible(daemon: Daemon, tmp_path: Path) -> None:
     result = run("copy", "--timeout", "0.5", str(tmp_path), daemon.endpoint("x"))
     assert result.returncode == 1
     assert "--timeout must be at least 2 seconds" in result.stderr
+
+
+def test_a_stall_while_the_manifest_is_still_scanning_ends_promptly(daemon: Daemon,
+                                                                   tmp_path: Path) -> None:
+    """60,000 entries: more than the manifest window holds, so the client's scan is blocked
+    handing over a batch when the daemon stops; the client must still exit 30, not hang."""
+    src = tmp_path / "src"
+    for d in range(60):
+        (src / f"d{d:02}").mkdir(parents=True)
+        for f in range(1000):
+            (src / f"d{d:02}" / f"f{f:04}").touch()
+    client = subprocess.Popen(
+        [sys.executable, "-m", "blit_cli", "copy", "--timeout", "3", f"{src}/",
+         daemon.endpoint("dst") + "/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (daemon.root / "dst").is_dir(), 20, "the push to start")
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        _, stderr = client.communicate(timeout=30)
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    assert client.returncode == 30, stderr
+    assert "Traceback" not in stderr and "never retrieved" not in stderr
