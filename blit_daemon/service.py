@@ -96,9 +96,9 @@ class BlitService(pb_grpc.BlitServicer):
             protocol=PROTOCOL_VERSION, server_version=__version__, paths=states,
             motd=self.config.motd, force_grpc_data=self.config.force_grpc_data)))
         wire_roots = (await chan.expect("roots")).roots
-        if wire_roots.has_make_dir and not options.dry_run:
-            _make_dir(module, wire_roots.make_dir)
         roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
+        if wire_roots.has_make_dir and not options.dry_run:  # only once every root is safe
+            _make_dir(module, wire_roots.make_dir)
         logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
                     module.name, ",".join(hello.paths[:1]))
         streams = min(MAX_STREAMS, hello.streams) if hello.streams else AUTO_STREAMS

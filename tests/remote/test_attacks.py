@@ -345,6 +345,7 @@ def test_roots_outside_the_module_are_refused(arena: Arena) -> None:
         dict(dst="../outside/pwned"), dict(dst=outside_abs), dict(dst="a\x00b"),
         dict(dst="x/../../outside/pwned"), dict(dst="x//y"), dict(dst="dst", prefix=".."),
         dict(dst="dst", make_dir="../outside/newdir"), dict(dst="dst", make_dir=outside_abs),
+        dict(dst="../outside/pwned", make_dir="made"),  # a refused root: nothing is created
     ]
     pull_cases = [dict(src="../outside/secret"), dict(src=str(arena.outside / "secret")),
                   dict(src="evil\x00/secret"), dict(src="x/../../outside")]
@@ -374,6 +375,7 @@ def test_roots_outside_the_module_are_refused(arena: Arena) -> None:
     asyncio.run(attacks())
     assert problems == []
     assert not (arena.module / "dst").exists()
+    assert not (arena.module / "made").exists()
     arena.check()
     arena.check_still_serves()
 
