@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from blit_cli import render
+from blit_cli.parsing import Parser
 from blit_core import __version__, api
 from blit_core.errors import BlitError, UsageError
 from blit_core.fileslist import FilesFrom
@@ -41,16 +42,8 @@ VERB_HELP = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 1 (rsync's code) with a pointer to --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"blit: error: {message}\nTry '{self.prog} --help' for more.\n")
-        sys.exit(1)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="blit",
         description="Fast, safe copies and mirrors of file trees.",
         epilog=EXIT_CODES,

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from blit_cli.parsing import Parser
 from blit_core import __version__
 from blit_daemon.config import (
     DEFAULT_CONFIG_PATH,
@@ -33,16 +34,8 @@ EPILOG = """exit codes:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 1 with a pointer to --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"blit-daemon: error: {message}\nTry '{self.prog} --help' for more.\n")
-        sys.exit(1)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="blit-daemon",
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import queue
 import socket
 import threading
@@ -270,8 +271,7 @@ class _Threads:
         self.threads.append(thread)
 
     async def join(self) -> None:
-        for thread in self.threads:
-            await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(_join_all, self.threads)
         if self.error is not None:
             raise self.error
 
@@ -547,14 +547,11 @@ def _summary_parts(
     part_events: list[ItemEvent] = []
     part_confirmed: list[tuple[int, str, int, int]] = []
     size = 0
-    for kind, record in [*(("e", e) for e in events), *(("c", c) for c in confirmed)]:
+    for record in itertools.chain(events, confirmed):
         if size >= SUMMARY_PART_BYTES:
             yield part_events, part_confirmed
             part_events, part_confirmed, size = [], [], 0
-        if kind == "e":
-            part_events.append(record)
-        else:
-            part_confirmed.append(record)
+        (part_events if isinstance(record, ItemEvent) else part_confirmed).append(record)
         size += 6 * len(record[1]) + 64  # JSON escapes a character in up to 6 bytes
     yield part_events, part_confirmed
 
