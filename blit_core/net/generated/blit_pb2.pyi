@@ -12,9 +12,20 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_UNSPECIFIED: _ClassVar[Role]
     SOURCE: _ClassVar[Role]
     DESTINATION: _ClassVar[Role]
+
+class EntryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OTHER: _ClassVar[EntryType]
+    FILE: _ClassVar[EntryType]
+    DIR: _ClassVar[EntryType]
+    SYMLINK: _ClassVar[EntryType]
 ROLE_UNSPECIFIED: Role
 SOURCE: Role
 DESTINATION: Role
+OTHER: EntryType
+FILE: EntryType
+DIR: EntryType
+SYMLINK: EntryType
 
 class Frame(_message.Message):
     __slots__ = ("hello", "welcome", "roots", "manifest", "needs", "grant", "data", "summary", "done", "failure", "progress")
@@ -171,3 +182,153 @@ class Progress(_message.Message):
     bytes: int
     files: int
     def __init__(self, bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+
+class ListModulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModuleInfo(_message.Message):
+    __slots__ = ("name", "comment", "read_only")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    comment: str
+    read_only: bool
+    def __init__(self, name: _Optional[str] = ..., comment: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+
+class ModuleList(_message.Message):
+    __slots__ = ("modules", "motd", "server_version")
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    MOTD_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    modules: _containers.RepeatedCompositeFieldContainer[ModuleInfo]
+    motd: str
+    server_version: str
+    def __init__(self, modules: _Optional[_Iterable[_Union[ModuleInfo, _Mapping]]] = ..., motd: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+
+class PathRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("path", "all")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    all: bool
+    def __init__(self, path: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class Entry(_message.Message):
+    __slots__ = ("path", "type", "size", "mode", "mtime_ns", "target")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    type: EntryType
+    size: int
+    mode: int
+    mtime_ns: int
+    target: str
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[_Union[EntryType, str]] = ..., size: _Optional[int] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., target: _Optional[str] = ...) -> None: ...
+
+class EntryBatch(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[Entry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ...) -> None: ...
+
+class FindRequest(_message.Message):
+    __slots__ = ("path", "name", "type", "has_type", "min_size", "max_size", "newer_s", "limit")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    HAS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEWER_S_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    type: EntryType
+    has_type: bool
+    min_size: int
+    max_size: int
+    newer_s: float
+    limit: int
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[EntryType, str]] = ..., has_type: _Optional[bool] = ..., min_size: _Optional[int] = ..., max_size: _Optional[int] = ..., newer_s: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DiskUsageRequest(_message.Message):
+    __slots__ = ("path", "max_depth")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    max_depth: int
+    def __init__(self, path: _Optional[str] = ..., max_depth: _Optional[int] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("path", "bytes", "files")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    bytes: int
+    files: int
+    def __init__(self, path: _Optional[str] = ..., bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+
+class UsageBatch(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[Usage]
+    def __init__(self, entries: _Optional[_Iterable[_Union[Usage, _Mapping]]] = ...) -> None: ...
+
+class Space(_message.Message):
+    __slots__ = ("total", "used", "free")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    used: int
+    free: int
+    def __init__(self, total: _Optional[int] = ..., used: _Optional[int] = ..., free: _Optional[int] = ...) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("paths", "recursive", "dry_run")
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    recursive: bool
+    dry_run: bool
+    def __init__(self, paths: _Optional[_Iterable[str]] = ..., recursive: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class Removal(_message.Message):
+    __slots__ = ("path", "files", "dirs", "bytes", "error")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    DIRS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    files: int
+    dirs: int
+    bytes: int
+    error: str
+    def __init__(self, path: _Optional[str] = ..., files: _Optional[int] = ..., dirs: _Optional[int] = ..., bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RemoveReply(_message.Message):
+    __slots__ = ("removals",)
+    REMOVALS_FIELD_NUMBER: _ClassVar[int]
+    removals: _containers.RepeatedCompositeFieldContainer[Removal]
+    def __init__(self, removals: _Optional[_Iterable[_Union[Removal, _Mapping]]] = ...) -> None: ...
+
+class Completions(_message.Message):
+    __slots__ = ("paths",)
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -95,3 +95,344 @@ class Blit:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BlitAdminStub:
+    """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Refusals end the call with a gRPC status whose details are one line for the user.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListModules = channel.unary_unary(
+                '/blit.v1.BlitAdmin/ListModules',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListModulesRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ModuleList.FromString,
+                _registered_method=True)
+        self.List = channel.unary_stream(
+                '/blit.v1.BlitAdmin/List',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.FromString,
+                _registered_method=True)
+        self.Find = channel.unary_stream(
+                '/blit.v1.BlitAdmin/Find',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.FindRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.FromString,
+                _registered_method=True)
+        self.DiskUsage = channel.unary_stream(
+                '/blit.v1.BlitAdmin/DiskUsage',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.DiskUsageRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.UsageBatch.FromString,
+                _registered_method=True)
+        self.DiskFree = channel.unary_unary(
+                '/blit.v1.BlitAdmin/DiskFree',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Space.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/blit.v1.BlitAdmin/Remove',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveReply.FromString,
+                _registered_method=True)
+        self.CompletePath = channel.unary_unary(
+                '/blit.v1.BlitAdmin/CompletePath',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Completions.FromString,
+                _registered_method=True)
+
+
+class BlitAdminServicer:
+    """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Refusals end the call with a gRPC status whose details are one line for the user.
+    """
+
+    def ListModules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """ls
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Find(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiskUsage(self, request, context):
+        """du
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiskFree(self, request, context):
+        """df
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """rm
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompletePath(self, request, context):
+        """shell completion
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BlitAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListModules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModules,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListModulesRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ModuleList.SerializeToString,
+            ),
+            'List': grpc.unary_stream_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.SerializeToString,
+            ),
+            'Find': grpc.unary_stream_rpc_method_handler(
+                    servicer.Find,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.FindRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.SerializeToString,
+            ),
+            'DiskUsage': grpc.unary_stream_rpc_method_handler(
+                    servicer.DiskUsage,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.DiskUsageRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.UsageBatch.SerializeToString,
+            ),
+            'DiskFree': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiskFree,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Space.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveReply.SerializeToString,
+            ),
+            'CompletePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompletePath,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Completions.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'blit.v1.BlitAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('blit.v1.BlitAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BlitAdmin:
+    """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Refusals end the call with a gRPC status whose details are one line for the user.
+    """
+
+    @staticmethod
+    def ListModules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/ListModules',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.ListModulesRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.ModuleList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/List',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.ListRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Find(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/Find',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.FindRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.EntryBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiskUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/DiskUsage',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.DiskUsageRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.UsageBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiskFree(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/DiskFree',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.Space.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/Remove',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompletePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/CompletePath',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.Completions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
