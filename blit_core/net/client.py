@@ -54,7 +54,8 @@ async def _transfer(
         if any(isinstance(s, RemoteLocation) for s in sources):
             raise UsageError("remote-to-remote transfers are not supported yet")
         virt = virtual_path(remote)
-        paths = [virt, os.path.dirname(os.path.normpath(virt))]
+        parent = os.path.dirname(os.path.normpath(virt))
+        paths = [virt] if parent == "/" else [virt, parent]  # "/" is the daemon's module list
     else:
         if isinstance(destination, RemoteLocation) or any(
             not isinstance(s, RemoteLocation) or (s.host, s.port, s.module)
@@ -108,6 +109,11 @@ def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitEr
     if chan.received:
         return ConnectionLost(f"lost the connection to the blit daemon at {address} "
                               "in the middle of the transfer")
+    return cannot_connect(address)
+
+
+def cannot_connect(address: str) -> RemoteError:
+    """The error for a daemon that cannot be reached at `address` (exit 5)."""
     return RemoteError(f"cannot connect to a blit daemon at {address}; is it running? "
                        "(blit scan lists daemons on the LAN)")
 
@@ -123,10 +129,11 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     welcome = (await chan.expect("welcome")).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
+    states["/"] = (True, True)  # above the module: resolve_local only asks if it is a directory
     if push:
         local_sources = [str(s) for s in sources]
         probe = Probe(LOCAL_PROBE.source_mode, lambda p: states.get(p, (False, False)),
-                      lambda p: p == "/" or states.get(p, (False, False))[1])
+                      lambda p: states.get(p, (False, False))[1])
         roots, into_dir = resolve_local(local_sources, paths[0], copy_links=options.copy_links,
                                         probe=probe)
     else:

@@ -176,8 +176,9 @@ class Worker:
 
     def _open_root(self, path: str) -> int:
         """A destination root's descriptor: as named locally, or reached from the jail (a
-        daemon module) one component at a time without following symlinks."""
-        if self.jail is None:
+        daemon module) one component at a time without following symlinks. The module root's
+        own entry lives in the module's parent, a path from the daemon's config."""
+        if self.jail is None or path == os.path.dirname(self.jail.rstrip("/")):
             return pathsafe.open_root(path)
         jail_fd = pathsafe.open_root(self.jail)
         try:

@@ -282,3 +282,24 @@ def test_directory_larger_than_a_manifest_batch(direction: str, daemon: Daemon,
     result = transfer(direction, daemon, "mirror", src, dst)
     assert result.returncode == 0, result.stderr
     assert_same_tree(src, dst)
+
+
+def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
+    """`host:/module/` names the module root itself: push a file and a tree into it, pull it
+    back whole (the root's parent, above the module, is never asked of the daemon)."""
+    module = tmp_path / "module"
+    module.mkdir()
+    make_tree(tmp_path / "tree")
+    running = Daemon(module)
+    try:
+        root = f"127.0.0.1:{running.port}:/default"
+        assert run("copy", str(tmp_path / "tree" / "ro"), root + "/").returncode == 0
+        assert (module / "ro").read_text() == "read only"
+        result = run("mirror", f"{tmp_path / 'tree'}/", root)
+        assert result.returncode == 0, result.stderr
+        assert_same_tree(tmp_path / "tree", module)
+        result = run("copy", root + "/", str(tmp_path / "back"))
+        assert result.returncode == 0, result.stderr
+        assert_same_tree(tmp_path / "tree", tmp_path / "back")
+    finally:
+        running.stop()
