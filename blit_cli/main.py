@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from blit_cli import render
+from blit_cli import render, scan
 from blit_cli.parsing import Parser
 from blit_core import __version__, api
 from blit_core.errors import BlitError, UsageError
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="push a sample tree to a temporary local daemon and "
                             "pull it back, to see blit work")
     demo.add_argument("--files", type=int, default=5000, help="small files to generate (5000)")
+    scan.add_arguments(verbs.add_parser("scan", help=scan.HELP, description=scan.DESCRIPTION))
     return parser
 
 
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from blit_cli.demo import run_demo
 
             return run_demo(args.files)
+        if args.verb == "scan":
+            return scan.run(args, "blit")
         return run_transfer(args)
     except BlitError as exc:
         if getattr(args, "debug", False):

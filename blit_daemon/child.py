@@ -1,6 +1,6 @@
-"""A blit-daemon run as a child process on 127.0.0.1 with an ephemeral port and no mDNS:
-started, waited for until its ready line names the port, its log kept, and stopped. Used by
-`blit demo` and by the tests."""
+"""A blit-daemon run as a child process on 127.0.0.1 with an ephemeral port and, unless asked
+for, no mDNS: started, waited for until its ready line names the port, its log kept, and
+stopped. Used by `blit demo` and by the tests."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ STOP_TIMEOUT_S = 10.0
 
 
 class ChildDaemon:
-    def __init__(self, *args: str) -> None:
-        """`args`: what to export, e.g. ("--root", PATH) or ("--config", PATH)."""
+    def __init__(self, *args: str, mdns: bool = False) -> None:
+        """`args`: what to export, e.g. ("--root", PATH) or ("--config", PATH); `mdns`:
+        announce it (on 127.0.0.1 only, where it listens)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "blit_daemon", *args, "--bind", "127.0.0.1", "--port", "0",
-             "--no-mdns"],
+             *([] if mdns else ["--no-mdns"])],
             stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         self.log: list[str] = []

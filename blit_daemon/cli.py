@@ -5,6 +5,7 @@ line on stderr before anything starts."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -27,7 +28,12 @@ the module "default". Clients name files as host:/module/path, for example
   blit copy photos/ nas:/default/photos/
 The flags below win over the config file."""
 
-EPILOG = """exit codes:
+EPILOG = """signals:
+  SIGHUP          read the config file again and apply the flags over it (modules, motd and
+                  limits change live; bind, port and max_sessions need a restart)
+  SIGTERM/SIGINT  stop gracefully
+
+exit codes:
   0   clean stop
   1   bad configuration or usage
   10  cannot bind the address
@@ -63,16 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure = functools.partial(_configure, args)
     try:
-        config = apply_overrides(
-            _read_config(args.config),
-            bind=args.bind,
-            port=args.port,
-            root=args.root,
-            no_mdns=args.no_mdns,
-            mdns_name=args.mdns_name,
-            force_grpc_data=args.force_grpc_data,
-        )
+        config = configure()
     except ConfigError as exc:
         sys.stderr.write(f"blit-daemon: error: {exc}\n")
         return 1
@@ -80,7 +79,21 @@ def main(argv: list[str] | None = None) -> int:
                         format="blit-daemon: %(message)s", stream=sys.stderr)
     from blit_daemon.server import run_server
 
-    return run_server(config)
+    return run_server(config, reload=configure)
+
+
+def _configure(args: argparse.Namespace) -> DaemonConfig:
+    """The configuration file with the flags applied over it: at start, and again for each
+    reload (SIGHUP). Raises ConfigError."""
+    return apply_overrides(
+        _read_config(args.config),
+        bind=args.bind,
+        port=args.port,
+        root=args.root,
+        no_mdns=args.no_mdns,
+        mdns_name=args.mdns_name,
+        force_grpc_data=args.force_grpc_data,
+    )
 
 
 def _read_config(path: str | None) -> DaemonConfig:

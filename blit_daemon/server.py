@@ -1,28 +1,50 @@
 """The daemon's lifecycle: start the gRPC server on the configured address (127.0.0.1 unless
-told otherwise), log one line when ready, stop gracefully on SIGTERM/SIGINT (refuse new
-sessions, let running ones finish within the grace period, then cancel them)."""
+told otherwise), log one line when ready, then announce it with mDNS in the background (where
+it listens; a failure is one warning). SIGHUP reloads the configuration: modules, motd and
+limits change live; a new address, port or max_sessions needs a restart. SIGTERM/SIGINT stop
+it gracefully (withdraw the announcement, refuse new sessions, let running ones finish within
+the grace period, then cancel them)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
 
 import grpc
 
+from blit_core import discovery
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
-from blit_daemon.config import DaemonConfig
+from blit_daemon.admin import AdminService
+from blit_daemon.config import ConfigError, DaemonConfig
 from blit_daemon.service import BlitService
 
 logger = logging.getLogger("blit_daemon")
 EXIT_BIND = 10
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+RESTART_FIELDS = ("bind", "port", "max_sessions")  # used once, at start: a reload keeps them
 
 
-async def serve(config: DaemonConfig) -> int:
+class Configured(Protocol):
+    """A servicer that reads the daemon's configuration from `.config` (a reload sets it)."""
+
+    config: DaemonConfig
+
+
+async def serve(config: DaemonConfig,
+                reload: Callable[[], DaemonConfig] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; `reload` reads the configuration again for SIGHUP (raising
+    ConfigError), exactly as it was read at start."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     service = BlitService(config)
     pb_grpc.add_BlitServicer_to_server(service, server)
+    admin = AdminService(config)
+    pb_grpc.add_BlitAdminServicer_to_server(admin, server)
+    servicers: list[Configured] = [service, admin]  # every servicer holding the configuration
     host = f"[{config.bind}]" if ":" in config.bind else config.bind
     try:
         port = server.add_insecure_port(f"{host}:{config.port}")
@@ -38,11 +60,18 @@ async def serve(config: DaemonConfig) -> int:
     await server.start()
     names = ", ".join(m.name for m in config.modules)
     logger.info("ready on %s:%d (modules: %s)", config.bind, port, names)
+    announcement = _Announcement(config.bind, port)
+    if config.mdns:
+        announcement.follow(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload, reload, servicers, announcement)
     await stop.wait()
+    await announcement.stop()
+    config = service.config
     logger.info("stopping: waiting up to %gs for %d session(s)", config.grace_period,
                 len(service.active))
     await server.stop(config.grace_period)
@@ -50,10 +79,79 @@ async def serve(config: DaemonConfig) -> int:
     return 0
 
 
-def run_server(config: DaemonConfig) -> int:
+def _reload(read: Callable[[], DaemonConfig], servicers: Sequence[Configured],
+            announcement: _Announcement) -> None:
+    """SIGHUP: apply the configuration read again to the running daemon. A bad one is one
+    warning and the daemon keeps the one it has; RESTART_FIELDS wait for a restart."""
+    old = servicers[0].config
+    try:
+        new = read()
+    except ConfigError as exc:
+        logger.warning("reload refused, keeping the running configuration: %s", exc)
+        return
+    pending = [field for field in RESTART_FIELDS if getattr(new, field) != getattr(old, field)]
+    if pending:
+        logger.warning("reload: restart the daemon to apply %s", ", ".join(
+            f"{field} = {getattr(new, field)!r}" for field in pending))
+        new = replace(new, **{field: getattr(old, field) for field in pending})
+    for servicer in servicers:
+        servicer.config = new
+    logger.info("reloaded (modules: %s)", ", ".join(m.name for m in new.modules))
+    if _announced(new) != _announced(old):
+        announcement.follow(new)
+
+
+def _announced(config: DaemonConfig) -> tuple[object, ...] | None:
+    """What the mDNS announcement says for `config` (None: there is none)."""
+    if not config.mdns:
+        return None
+    return config.mdns_name, tuple((m.name, m.read_only) for m in config.modules)
+
+
+class _Announcement:
+    """The daemon's mDNS announcement, kept in step with its configuration by background
+    tasks run one after another: probing takes about a second and must never delay the
+    daemon, and a failure is one warning line."""
+
+    def __init__(self, bind: str, port: int) -> None:
+        self.advertiser = discovery.Advertiser(bind, port)
+        self.task: asyncio.Task[None] | None = None
+
+    def follow(self, config: DaemonConfig) -> None:
+        """Announce what `config` says, or withdraw the announcement if it turns mDNS off."""
+        self.task = asyncio.create_task(self._apply(self.task, config))
+
+    async def _apply(self, previous: asyncio.Task[None] | None, config: DaemonConfig) -> None:
+        if previous is not None:
+            await previous
+        if not config.mdns:
+            await self.advertiser.close()
+            logger.info("mDNS: not advertising (mdns = false)")
+            return
+        wanted = config.mdns_name or discovery.default_instance_name()
+        modules = [discovery.ModuleInfo(m.name, m.read_only) for m in config.modules]
+        try:
+            name = await self.advertiser.publish(wanted, modules)
+        except discovery.DiscoveryError as exc:
+            logger.warning("mDNS: not advertising: %s", exc)
+            return
+        taken = "" if name == wanted else f" ({wanted} is taken)"
+        logger.info("mDNS: advertising %s%s on %s (modules: %s)", name, taken,
+                    self.advertiser.where, ", ".join(m.name for m in config.modules))
+
+    async def stop(self) -> None:
+        """Withdraw the announcement (goodbye packets), abandoning any change in progress."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.advertiser.close()
+
+
+def run_server(config: DaemonConfig, reload: Callable[[], DaemonConfig] | None = None) -> int:
     """Run until stopped; the exit code of the daemon."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(serve(config))
-    return uvloop.run(serve(config))
+        return asyncio.run(serve(config, reload))
+    return uvloop.run(serve(config, reload))

@@ -11,7 +11,7 @@ import stat
 import grpc
 
 from blit_core import __version__, pathsafe
-from blit_core.errors import BlitError, ProtocolError, RemoteError, UnsafePathError
+from blit_core.errors import BlitError, RemoteError, UnsafePathError
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
@@ -30,6 +30,7 @@ from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.wire.options import options_from_wire
 from blit_daemon.config import DaemonConfig, ModuleConfig
+from blit_daemon.modules import find_module, module_relative, open_parent
 
 logger = logging.getLogger("blit_daemon")
 MAX_STREAMS = 16
@@ -76,10 +77,7 @@ class BlitService(pb_grpc.BlitServicer):
         if hello.protocol != PROTOCOL_VERSION:
             raise RemoteError(f"protocol version mismatch: client speaks {hello.protocol}, "
                               f"daemon {PROTOCOL_VERSION}; upgrade the older side")
-        module = self.config.module(hello.module)
-        if module is None:
-            names = ", ".join(m.name for m in self.config.modules)
-            raise RemoteError(f"unknown module {hello.module!r} (this daemon has: {names})")
+        module = find_module(self.config, hello.module)
         daemon_is_source = hello.client_role == pb.DESTINATION
         if not daemon_is_source and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only")
@@ -130,20 +128,12 @@ async def _refuse(chan: Channel, error: Exception) -> None:
     await chan.linger(LINGER_S)
 
 
-def _module_rel(module: ModuleConfig, virtual: str) -> str:
-    """The module-relative part of "/module/path", refused (never normalised) if unsafe."""
-    prefix = f"/{module.name}"
-    if virtual != prefix and not virtual.startswith(prefix + "/"):
-        raise ProtocolError(f"path {virtual!r} is outside module {module.name!r}")
-    return pathsafe.validate_wire_path(virtual[len(prefix):].strip("/"))
-
-
 def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
     """Whether a module path exists and is a directory, reached without following any
     symlink (one that leaves the module is reported as not a directory)."""
-    rel = _module_rel(module, virtual.rstrip("/") or "/")
+    rel = module_relative(module, virtual.rstrip("/") or "/")
     try:
-        dir_fd, name = _open_parent(module, rel)
+        dir_fd, name = open_parent(module, rel)
         try:
             st = os.lstat(name, dir_fd=dir_fd) if name else os.fstat(dir_fd)
         finally:
@@ -170,7 +160,7 @@ def _refuse_symlinks(module: ModuleConfig, rel: str, is_dir: bool) -> None:
     if not rel:
         return
     try:
-        dir_fd, name = _open_parent(module, rel)
+        dir_fd, name = open_parent(module, rel)
     except FileNotFoundError:
         return
     except OSError:
@@ -192,7 +182,7 @@ def _make_dir(module: ModuleConfig, rel: str) -> None:
     if not rel:
         return
     try:
-        dir_fd, name = _open_parent(module, rel)
+        dir_fd, name = open_parent(module, rel)
     except OSError as exc:
         raise UnsafePathError(f"cannot create {rel!r} inside module {module.name!r}: its parent "
                               f"is not a directory reached without symlinks ({exc.strerror})"
@@ -206,14 +196,3 @@ def _make_dir(module: ModuleConfig, rel: str) -> None:
                           f"{exc.strerror}") from None
     finally:
         os.close(dir_fd)
-
-
-def _open_parent(module: ModuleConfig, rel: str) -> tuple[int, str]:
-    """(descriptor of the directory holding `rel`, its name), walked from the module root
-    without following symlinks. The caller closes the descriptor."""
-    head, _, name = rel.rpartition("/")
-    root_fd = pathsafe.open_root(module.path)
-    try:
-        return pathsafe.open_beneath(root_fd, head), name
-    finally:
-        os.close(root_fd)

@@ -32,6 +32,9 @@ from typing import Protocol
 
 import pytest
 
+# Safety net: `blit scan` and `blit-utils scan` started by any test browse loopback only.
+os.environ["BLIT_MDNS_INTERFACES"] = "127.0.0.1"
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 

@@ -210,16 +210,16 @@ class ModuleList(_message.Message):
 class PathRequest(_message.Message):
     __slots__ = ("path",)
     PATH_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    def __init__(self, path: _Optional[str] = ...) -> None: ...
+    path: bytes
+    def __init__(self, path: _Optional[bytes] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ("path", "all")
     PATH_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    path: bytes
     all: bool
-    def __init__(self, path: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+    def __init__(self, path: _Optional[bytes] = ..., all: _Optional[bool] = ...) -> None: ...
 
 class Entry(_message.Message):
     __slots__ = ("path", "type", "size", "mode", "mtime_ns", "target")
@@ -229,13 +229,13 @@ class Entry(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     MTIME_NS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    path: bytes
     type: EntryType
     size: int
     mode: int
     mtime_ns: int
-    target: str
-    def __init__(self, path: _Optional[str] = ..., type: _Optional[_Union[EntryType, str]] = ..., size: _Optional[int] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., target: _Optional[str] = ...) -> None: ...
+    target: bytes
+    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., size: _Optional[int] = ..., mode: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries",)
@@ -253,33 +253,33 @@ class FindRequest(_message.Message):
     MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
     NEWER_S_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    name: str
+    path: bytes
+    name: bytes
     type: EntryType
     has_type: bool
     min_size: int
     max_size: int
     newer_s: float
     limit: int
-    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[EntryType, str]] = ..., has_type: _Optional[bool] = ..., min_size: _Optional[int] = ..., max_size: _Optional[int] = ..., newer_s: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+    def __init__(self, path: _Optional[bytes] = ..., name: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., has_type: _Optional[bool] = ..., min_size: _Optional[int] = ..., max_size: _Optional[int] = ..., newer_s: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class DiskUsageRequest(_message.Message):
     __slots__ = ("path", "max_depth")
     PATH_FIELD_NUMBER: _ClassVar[int]
     MAX_DEPTH_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    path: bytes
     max_depth: int
-    def __init__(self, path: _Optional[str] = ..., max_depth: _Optional[int] = ...) -> None: ...
+    def __init__(self, path: _Optional[bytes] = ..., max_depth: _Optional[int] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("path", "bytes", "files")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    path: bytes
     bytes: int
     files: int
-    def __init__(self, path: _Optional[str] = ..., bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
+    def __init__(self, path: _Optional[bytes] = ..., bytes: _Optional[int] = ..., files: _Optional[int] = ...) -> None: ...
 
 class UsageBatch(_message.Message):
     __slots__ = ("entries",)
@@ -302,10 +302,10 @@ class RemoveRequest(_message.Message):
     PATHS_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
-    paths: _containers.RepeatedScalarFieldContainer[str]
+    paths: _containers.RepeatedScalarFieldContainer[bytes]
     recursive: bool
     dry_run: bool
-    def __init__(self, paths: _Optional[_Iterable[str]] = ..., recursive: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    def __init__(self, paths: _Optional[_Iterable[bytes]] = ..., recursive: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class Removal(_message.Message):
     __slots__ = ("path", "files", "dirs", "bytes", "error")
@@ -314,12 +314,12 @@ class Removal(_message.Message):
     DIRS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    path: bytes
     files: int
     dirs: int
     bytes: int
     error: str
-    def __init__(self, path: _Optional[str] = ..., files: _Optional[int] = ..., dirs: _Optional[int] = ..., bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, path: _Optional[bytes] = ..., files: _Optional[int] = ..., dirs: _Optional[int] = ..., bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RemoveReply(_message.Message):
     __slots__ = ("removals",)
@@ -330,5 +330,5 @@ class RemoveReply(_message.Message):
 class Completions(_message.Message):
     __slots__ = ("paths",)
     PATHS_FIELD_NUMBER: _ClassVar[int]
-    paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    paths: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, paths: _Optional[_Iterable[bytes]] = ...) -> None: ...

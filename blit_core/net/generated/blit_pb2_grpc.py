@@ -99,6 +99,8 @@ class Blit:
 
 class BlitAdminStub:
     """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Paths and names are bytes (os.fsencode): file names need not be UTF-8.
+    Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
     """
 
@@ -133,7 +135,7 @@ class BlitAdminStub:
                 request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.SerializeToString,
                 response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Space.FromString,
                 _registered_method=True)
-        self.Remove = channel.unary_unary(
+        self.Remove = channel.unary_stream(
                 '/blit.v1.BlitAdmin/Remove',
                 request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveRequest.SerializeToString,
                 response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveReply.FromString,
@@ -147,6 +149,8 @@ class BlitAdminStub:
 
 class BlitAdminServicer:
     """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Paths and names are bytes (os.fsencode): file names need not be UTF-8.
+    Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
     """
 
@@ -225,7 +229,7 @@ def add_BlitAdminServicer_to_server(servicer, server):
                     request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.PathRequest.FromString,
                     response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Space.SerializeToString,
             ),
-            'Remove': grpc.unary_unary_rpc_method_handler(
+            'Remove': grpc.unary_stream_rpc_method_handler(
                     servicer.Remove,
                     request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveRequest.FromString,
                     response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.RemoveReply.SerializeToString,
@@ -245,6 +249,8 @@ def add_BlitAdminServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class BlitAdmin:
     """Paths are "/module/relative/path", contained in the module exactly as transfer paths are.
+    Paths and names are bytes (os.fsencode): file names need not be UTF-8.
+    Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
     """
 
@@ -394,7 +400,7 @@ class BlitAdmin:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/blit.v1.BlitAdmin/Remove',

@@ -1,0 +1,348 @@
+"""Finding blit daemons on the local network with mDNS / DNS-SD (zeroconf, asyncio API).
+
+Both ends live here. The daemon's `Advertiser` announces `_blit._tcp.local.` with TXT
+properties: `version` (blit's), `protocol` (the session protocol), `modules` (comma-separated
+names in configuration order, a read-only one suffixed `:ro`, cut to fit one 255-byte TXT
+string) and `nmodules` (how many modules there are, so a cut list is visible as cut).
+Announcements are IPv4 and go only where the daemon listens: a specific address announces that
+address on that interface, a wildcard bind (0.0.0.0 or ::) the machine's IPv4 addresses on
+every interface.
+
+Clients call `browse()` for a sorted list of `DaemonInfo`, and `describe()` for the table that
+every front end prints. Nothing here prints, reads the environment or exits; failures raise
+`DiscoveryError` (one line)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import math
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ifaddr  # zeroconf's own dependency, for the machine's addresses
+from zeroconf import Error as ZeroconfError
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from blit_core import __version__
+from blit_core.errors import RemoteError, UsageError
+from blit_core.net.session import PROTOCOL_VERSION
+
+SERVICE_TYPE = "_blit._tcp.local."
+INTERFACES_ENV = "BLIT_MDNS_INTERFACES"  # the front ends' default browse interfaces
+TXT_MAX = 255  # bytes in one TXT string, "key=value" included
+LABEL_MAX = 63  # bytes in a DNS label: the instance name
+RESOLVE_TIMEOUT_MS = 1000  # for a daemon whose records did not all come with its announcement
+READ_ONLY_SUFFIX = ":ro"
+# What zeroconf raises when it cannot open its sockets, probe, or accept a name.
+_FAILURES = (OSError, RuntimeError, ValueError, ZeroconfError)
+
+
+class DiscoveryError(RemoteError):
+    """mDNS cannot announce or browse here (no multicast, no such interface, a bad name...)."""
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """A module as announced: its name and whether clients may only read it."""
+
+    name: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    """One daemon found on the network. `endpoint` is `address:port` ready for
+    `blit copy x ENDPOINT:/module/`: an IPv4 address when there is one (IPv6 bracketed)."""
+
+    instance: str  # "blit@nas"
+    host: str  # "nas.local"
+    addresses: tuple[str, ...]
+    port: int
+    endpoint: str
+    version: str
+    protocol: int | None
+    modules: tuple[ModuleInfo, ...]
+    module_count: int  # more than len(modules) when the announced list was cut
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "instance": self.instance,
+            "endpoint": self.endpoint,
+            "host": self.host,
+            "addresses": list(self.addresses),
+            "port": self.port,
+            "version": self.version,
+            "protocol": self.protocol,
+            "modules": [{"name": m.name, "read_only": m.read_only} for m in self.modules],
+            "module_count": self.module_count,
+        }
+
+
+# --- the TXT record ------------------------------------------------------------------------
+
+
+def txt_properties(modules: Sequence[ModuleInfo]) -> dict[str, str]:
+    """The TXT properties announcing `modules`; the module list keeps whole names, in order,
+    while its string fits in TXT_MAX bytes."""
+    kept: list[str] = []
+    size = len(b"modules=")
+    for module in modules:
+        entry = module.name + (READ_ONLY_SUFFIX if module.read_only else "")
+        grown = size + len(entry.encode()) + (1 if kept else 0)
+        if grown > TXT_MAX:
+            break
+        kept.append(entry)
+        size = grown
+    return {
+        "version": __version__,
+        "protocol": str(PROTOCOL_VERSION),
+        "modules": ",".join(kept),
+        "nmodules": str(len(modules)),
+    }
+
+
+def parse_modules(text: str) -> tuple[ModuleInfo, ...]:
+    """The modules of a `modules` TXT value."""
+    return tuple(
+        ModuleInfo(entry.removesuffix(READ_ONLY_SUFFIX), entry.endswith(READ_ONLY_SUFFIX))
+        for entry in text.split(",") if entry
+    )
+
+
+# --- announcing ----------------------------------------------------------------------------
+
+
+def default_instance_name() -> str:
+    """`blit@HOST` with this machine's short host name, cut to one DNS label."""
+    name = f"blit@{_short_host_name()}".encode()[:LABEL_MAX]
+    return name.decode(errors="ignore")
+
+
+def _short_host_name() -> str:
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+class Advertiser:
+    """The mDNS announcement of one daemon listening on `bind`:`port`. Calls must not overlap
+    (the daemon runs them one after another)."""
+
+    def __init__(self, bind: str, port: int) -> None:
+        self.bind = bind
+        self.port = port
+        self.where = ""  # where it announces, for the log: "127.0.0.1", "all interfaces (...)"
+        self._zeroconf: AsyncZeroconf | None = None
+        self._addresses: list[str] = []
+        self._requested = ""  # the name asked for; the registered one may carry a suffix
+        self._info: AsyncServiceInfo | None = None
+
+    async def publish(self, name: str, modules: Sequence[ModuleInfo]) -> str:
+        """Announce `name` with `modules`, or re-announce after a change; the instance name in
+        use. The first announcement probes the network (about 1.2 s) and, when another daemon
+        has the name, takes a free one (`NAME-2`, ...). Raises DiscoveryError, after which
+        nothing is announced."""
+        if len(name.encode()) > LABEL_MAX:
+            raise DiscoveryError(f"the name {name!r} is longer than {LABEL_MAX} bytes")
+        try:
+            return await self._publish(name, txt_properties(modules))
+        except _FAILURES as exc:
+            await self.close()
+            raise DiscoveryError(str(exc) or type(exc).__name__) from None
+
+    async def _publish(self, name: str, properties: dict[str, str]) -> str:
+        if self._zeroconf is None:
+            interfaces, self._addresses = await _scope(self.bind)
+            self.where = (", ".join(interfaces) if isinstance(interfaces, list)
+                          else f"all interfaces ({', '.join(self._addresses)})")
+            self._zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+        if self._info is not None and name == self._requested:
+            info = self._service(self._info.name, properties)
+            await self._zeroconf.async_update_service(info)
+        else:
+            if self._info is not None:
+                await self._zeroconf.async_unregister_service(self._info)
+                self._info = None
+            info = self._service(f"{name}.{SERVICE_TYPE}", properties)
+            await self._zeroconf.async_register_service(info, allow_name_change=True)
+            self._requested = name
+        self._info = info
+        return _instance(info.name)
+
+    def _service(self, full_name: str, properties: dict[str, str]) -> AsyncServiceInfo:
+        return AsyncServiceInfo(SERVICE_TYPE, full_name, port=self.port, properties=properties,
+                                server=f"{_short_host_name()}.local.",
+                                parsed_addresses=self._addresses)
+
+    async def close(self) -> None:
+        """Withdraw the announcement (goodbye packets) and close the sockets; never raises."""
+        running, self._zeroconf, self._info = self._zeroconf, None, None
+        if running is not None:
+            with contextlib.suppress(*_FAILURES):
+                await running.async_close()
+
+
+async def _scope(bind: str) -> tuple[list[str] | InterfaceChoice, list[str]]:
+    """Where to announce for a daemon bound to `bind`, and the addresses to announce."""
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:  # a host name: the address it binds, as the data plane does (IPv4)
+        found = await asyncio.get_running_loop().getaddrinfo(
+            bind, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        address = ipaddress.ip_address(found[0][4][0])
+    if address.is_unspecified:
+        return InterfaceChoice.All, _machine_ipv4_addresses()
+    if address.version == 6:
+        raise DiscoveryError(f"bound to the IPv6 address {bind}; mDNS announcements are "
+                             "IPv4-only (bind 0.0.0.0, ::, or an IPv4 address to be found)")
+    return [str(address)], [str(address)]
+
+
+def _machine_ipv4_addresses() -> list[str]:
+    """This machine's IPv4 addresses, loopback left out unless there is nothing else."""
+    addresses = sorted({ipaddress.IPv4Address(ip.ip) for adapter in ifaddr.get_adapters()
+                        for ip in adapter.ips if ip.is_IPv4})
+    outside = [a for a in addresses if not a.is_loopback]
+    return [str(a) for a in (outside or addresses)]
+
+
+# --- browsing ------------------------------------------------------------------------------
+
+
+def interfaces_from_setting(text: str | None) -> list[str] | None:
+    """The addresses of a comma-separated setting (the INTERFACES_ENV variable); None (all
+    interfaces) when it is unset or empty."""
+    addresses = [part.strip() for part in (text or "").split(",") if part.strip()]
+    return addresses or None
+
+
+def browse(wait_s: float, interfaces: Sequence[str] | None = None) -> list[DaemonInfo]:
+    """The daemons that answer within `wait_s` seconds on `interfaces` (IP addresses of this
+    machine; None: every interface, IPv4), sorted by instance name."""
+    return asyncio.run(async_browse(wait_s, interfaces))
+
+
+async def async_browse(wait_s: float, interfaces: Sequence[str] | None = None
+                       ) -> list[DaemonInfo]:
+    """`browse` from a running event loop."""
+    if not (wait_s > 0 and math.isfinite(wait_s)):
+        raise UsageError(f"--wait must be more than 0 seconds, got {wait_s:g}")
+    choice: list[str] | InterfaceChoice = InterfaceChoice.All
+    if interfaces is not None:
+        choice = [_interface_address(text) for text in interfaces]
+    found: dict[str, AsyncServiceInfo] = {}
+
+    def changed(zeroconf: Zeroconf, service_type: str, name: str,
+                state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            found.pop(name, None)
+        else:
+            found[name] = AsyncServiceInfo(service_type, name)
+
+    where = "all interfaces" if interfaces is None else ", ".join(interfaces)
+    try:
+        running = AsyncZeroconf(interfaces=choice,
+                                ip_version=IPVersion.V4Only if interfaces is None else None)
+    except _FAILURES as exc:
+        raise DiscoveryError(f"cannot browse on {where}: {exc}") from None
+    try:
+        browser = AsyncServiceBrowser(running.zeroconf, SERVICE_TYPE, handlers=[changed])
+        await asyncio.sleep(wait_s)
+        await browser.async_cancel()
+        infos = list(found.values())
+        answered = await asyncio.gather(
+            *(info.async_request(running.zeroconf, RESOLVE_TIMEOUT_MS) for info in infos))
+    except _FAILURES as exc:
+        raise DiscoveryError(f"cannot browse on {where}: {exc}") from None
+    finally:
+        with contextlib.suppress(*_FAILURES):
+            await running.async_close()
+    networks = _local_networks()
+    daemons = [_daemon(info, networks) for info, ok in zip(infos, answered, strict=True)
+               if ok and info.port and info.parsed_addresses()]
+    return sorted(daemons, key=lambda d: (d.instance.casefold(), d.host, d.port))
+
+
+def _interface_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"interface {text!r}: expected an IP address of this machine, such as"
+                         " 127.0.0.1") from None
+
+
+def _daemon(info: AsyncServiceInfo, networks: list[ipaddress.IPv4Network]) -> DaemonInfo:
+    properties = info.decoded_properties
+    modules = parse_modules(properties.get("modules") or "")
+    addresses = sorted(info.parsed_addresses(), key=ipaddress.ip_address)
+    port = info.port or 0
+    return DaemonInfo(
+        instance=_instance(info.name),
+        host=(info.server or "").rstrip("."),
+        addresses=tuple(addresses),
+        port=port,
+        endpoint=_endpoint(addresses, port, networks),
+        version=properties.get("version") or "",
+        protocol=_number(properties.get("protocol")),
+        modules=modules,
+        module_count=max(_number(properties.get("nmodules")) or 0, len(modules)),
+    )
+
+
+def _endpoint(addresses: Sequence[str], port: int,
+              networks: Sequence[ipaddress.IPv4Network]) -> str:
+    """`address:port` for a daemon announcing `addresses` (at least one): an IPv4 address,
+    one inside a network of this machine (`networks`) if any, else the lowest; IPv6
+    (bracketed) only when there is no IPv4 address."""
+    parsed = sorted(map(ipaddress.ip_address, addresses))
+    best = min(parsed, key=lambda a: (a.version != 4,
+                                      not any(a in network for network in networks),
+                                      a.version == 6 and a.is_link_local))
+    return f"[{best}]:{port}" if best.version == 6 else f"{best}:{port}"
+
+
+def _local_networks() -> list[ipaddress.IPv4Network]:
+    return [ipaddress.IPv4Network(f"{ip.ip}/{ip.network_prefix}", strict=False)
+            for adapter in ifaddr.get_adapters() for ip in adapter.ips if ip.is_IPv4]
+
+
+def _instance(full_name: str) -> str:
+    return full_name.removesuffix("." + SERVICE_TYPE)
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+# --- output --------------------------------------------------------------------------------
+
+COLUMNS = ("INSTANCE", "ENDPOINT", "HOST", "ADDRESSES", "VERSION", "MODULES")
+
+
+def describe(daemons: Sequence[DaemonInfo]) -> list[str]:
+    """The table the front ends print: a header, then one aligned row per daemon, in the
+    order given (browse() sorts). Read-only modules are marked "(ro)"; a cut module list
+    ends with "(+N more)"."""
+    rows = [COLUMNS] + [
+        (d.instance, d.endpoint, d.host, ",".join(d.addresses), d.version, _modules_text(d))
+        for d in daemons
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS) - 1)]
+    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)),
+                       row[-1]]) for row in rows]
+
+
+def _modules_text(daemon: DaemonInfo) -> str:
+    names = [m.name + (" (ro)" if m.read_only else "") for m in daemon.modules]
+    missing = daemon.module_count - len(daemon.modules)
+    if missing:
+        names.append(f"(+{missing} more)")
+    return ", ".join(names) or "-"
+
+
+def nothing_found(wait_s: float, interfaces: Sequence[str] | None) -> str:
+    """The message for an empty browse."""
+    where = "all interfaces" if interfaces is None else ", ".join(interfaces)
+    return f"no blit daemons found (browsed {wait_s:g}s for {SERVICE_TYPE} on {where})"
