@@ -150,7 +150,7 @@ def _bash_program(program: str, group: list[Command]) -> str:
         f"{_function(program)}() {{",
         "    local word; word=$(_blit_word)",
         '    if _blit_is_remote "$word"; then _blit_remote "$word"; return; fi',
-        "    local prev=${COMP_WORDS[COMP_CWORD-1]}",
+        "    local prev=${COMP_WORDS[COMP_CWORD-1]} choices=",
     ]
     if top.verbs:
         first_words = " ".join(top.verbs + top.options)
@@ -163,24 +163,24 @@ def _bash_program(program: str, group: list[Command]) -> str:
         ]
         for command in group:
             if command.verb:
-                lines.append(f"    {command.verb}) {_bash_call(command, positional_at=2)} ;;")
+                lines.append(f"    {command.verb}) {_rest_call(command, 'COMP_CWORD == 2')} ;;")
         lines.append("    esac")
     else:
-        lines.append(f"    {_bash_call(top, positional_at=1)}")
+        lines.append(f"    {_rest_call(top, 'COMP_CWORD == 1')}")
     lines += ["}", f"complete -F {_function(program)} {program}", ""]
     return "\n".join(lines)
 
 
-def _bash_call(command: Command, positional_at: int) -> str:
-    """`_blit_rest OPTIONS CHOICES`, the choices picked by the previous word."""
+def _rest_call(command: Command, at_positional: str) -> str:
+    """`_blit_rest OPTIONS CHOICES` (both shells' helper), the choices picked by the previous
+    word, or by the cursor being on the first positional (`at_positional`, a shell test)."""
     cases = [f'{flag}) choices="{" ".join(values)}" ;;'
              for flag, values in command.choices.items() if flag]
     positional = command.choices.get("")
     if positional:
-        cases.append(f'*) ((COMP_CWORD == {positional_at})) && choices="{" ".join(positional)}"'
-                     " ;;")
-    pick = f'case $prev in {" ".join(cases)} esac; ' if cases else ""
-    return (f'local choices=; {pick}_blit_rest "{" ".join(command.options)}" "$choices"')
+        cases.append(f'*) (({at_positional})) && choices="{" ".join(positional)}" ;;')
+    pick = f"case $prev in {' '.join(cases)} esac; " if cases else ""
+    return f'{pick}_blit_rest "{" ".join(command.options)}" "$choices"'
 
 
 # --- zsh ---------------------------------------------------------------------------------------
@@ -230,22 +230,13 @@ def _zsh(commands: list[Command]) -> str:
             ]
             for command in group:
                 if command.verb:
-                    lines.append(f"        {command.verb}) {_zsh_call(command, 3)} ;;")
+                    call = _rest_call(command, "CURRENT == 3")
+                    lines.append(f"        {command.verb}) {call} ;;")
             lines.append("        esac ;;")
         else:
-            lines.append(f"        {_zsh_call(top, 2)} ;;")
+            lines.append(f"        {_rest_call(top, 'CURRENT == 2')} ;;")
     lines += ["    esac", "}", "compdef _blit_dispatch blit blit-utils blit-daemon", ""]
     return "\n".join(lines)
-
-
-def _zsh_call(command: Command, positional_at: int) -> str:
-    cases = [f'{flag}) choices="{" ".join(values)}" ;;'
-             for flag, values in command.choices.items() if flag]
-    positional = command.choices.get("")
-    if positional:
-        cases.append(f'*) ((CURRENT == {positional_at})) && choices="{" ".join(positional)}" ;;')
-    pick = f"case $prev in {' '.join(cases)} esac; " if cases else ""
-    return f'{pick}_blit_rest "{" ".join(command.options)}" "$choices"'
 
 
 # --- fish --------------------------------------------------------------------------------------

@@ -273,7 +273,14 @@ def module_path(where: RemoteLocation) -> str:
 
 
 def _location(text: str) -> RemoteLocation:
-    where = parse_location(text)
+    try:
+        where = parse_location(text)
+    except UsageError:
+        if "/" in text:
+            raise
+        raise UsageError(f"{text!r} names no module: use HOST:/MODULE/PATH (HOST:PORT:/MODULE/"
+                         f"PATH for another port); blit-utils list-modules {text.rstrip(':')}"
+                         " lists the modules") from None
     if isinstance(where, str):
         raise UsageError(f"{text!r} is not a daemon location: use HOST:/MODULE/PATH"
                          " (HOST:PORT:/MODULE/PATH for another port)")

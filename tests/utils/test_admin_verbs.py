@@ -251,3 +251,11 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(setup: AdminSetup) ->
     assert "\033[1;34mdocs\033[0m" in coloured and "\033[36mlink_to_a\033[0m" in coloured
     assert "\033[" not in _on_terminal(["ls", setup.at("/data")], {**env, "NO_COLOR": "1"})
     assert "\033[" not in utils("ls", setup.at("/data")).stdout  # a pipe
+
+
+@pytest.mark.parametrize("daemon", ["nas:", "nas:9031", "nas:9031:"])
+def test_a_daemon_without_a_module_points_at_list_modules(daemon: str) -> None:
+    result = utils("ls", daemon)
+    assert result.returncode == 1
+    assert "names no module" in result.stderr
+    assert "blit-utils list-modules nas" in result.stderr
