@@ -146,6 +146,9 @@ def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
 def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) -> TransferRoot:
     rel = pathsafe.validate_wire_path(root.src if daemon_is_source else root.dst)
     pathsafe.validate_wire_path(root.prefix)
+    if not rel and not daemon_is_source and not root.is_dir:
+        raise UnsafePathError(f"only a directory can be copied onto the root of module "
+                              f"{module.name!r}, never a file or a link in its place")
     _refuse_symlinks(module, rel, root.is_dir)
     path = os.path.join(module.path, rel) if rel else module.path
     if daemon_is_source:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from blit_core.errors import FileIOError, ProtocolError
+from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
 from blit_core.models import FileFailure, TransferReport
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import TransferObserver
@@ -104,6 +104,7 @@ class Destination(LocalPipeline):
                     elif isinstance(record, RootRecord):
                         self.scanned += 1
                         self._check_root(record.root)
+                        self._check_jail_root(record)
                         self._ids[(record.root, "")] = record.id
                         worker.start_root(record.root, record.entry, record.digest)
                         worker.flush_result()
@@ -123,6 +124,16 @@ class Destination(LocalPipeline):
     def _check_root(self, root: int) -> None:
         if root >= len(self.roots):
             raise ProtocolError(f"manifest names root {root}, of {len(self.roots)}")
+
+    def _check_jail_root(self, record: RootRecord) -> None:
+        """A daemon's module root is only ever a directory: a SOURCE saying that the root it
+        maps onto the module root is a file or a link (which would take the module's place)
+        is refused."""
+        jail = self.local.jail
+        if jail is not None and self.roots[record.root].dst == jail and not (
+                stat.S_ISDIR(record.entry.mode)):
+            raise UnsafePathError("only a directory can be copied onto the root of a module, "
+                                  "never a file or a link in its place")
 
     def _start_dir(self, record: DirStart) -> None:
         if self._dir_pass is not None or self._listing:

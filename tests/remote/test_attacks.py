@@ -380,6 +380,52 @@ def test_roots_outside_the_module_are_refused(arena: Arena) -> None:
     arena.check_still_serves()
 
 
+def test_nothing_takes_the_place_of_the_module_root(arena: Arena) -> None:
+    """A root mapped onto the module root itself (dst "") may only be a directory: a file or
+    link root there (which copy or mirror would put in the module's place, from the module's
+    parent) is refused before any grant, and so is a directory root whose manifest says that
+    its own entry is a file or a link."""
+    before = sorted(os.listdir(arena.module))
+    messages: dict[str, str] = {}
+
+    async def attack(label: str, verb: str, is_dir: bool, root_entry: FileEntry) -> None:
+        async with peer(arena.daemon) as p:
+            await p.send(hello=hello(pb.SOURCE, ["/default"], verb=verb))
+            await p.expect("welcome")
+            await p.send(roots=pb.Roots(roots=[pb.Root(src="src", dst="", prefix="" if is_dir
+                                                       else "f", is_dir=is_dir)]))
+            frame = await p.recv()
+            assert frame is not None
+            if frame.HasField("failure"):
+                messages[label] = frame.failure.message
+                return
+            socks = await asyncio.to_thread(dial, frame.grant)
+            try:
+                writer = ManifestWriter()
+                writer.root(0, 0, root_entry)
+                await p.send(manifest=pb.Manifest(batch=0, entries=writer.take()))
+                messages[label] = await p.refusal()
+            finally:
+                close(socks)
+
+    async def attacks() -> None:
+        for verb in ("copy", "mirror"):
+            await attack(f"{verb} file root", verb, False, entry("", FILE, len(PAYLOAD)))
+            await attack(f"{verb} link root", verb, False, entry("", LINK, target="/"))
+            await attack(f"{verb} dir root, file entry", verb, True, entry("", FILE))
+            await attack(f"{verb} dir root, link entry", verb, True,
+                         entry("", LINK, target=str(arena.outside)))
+
+    asyncio.run(attacks())
+    assert len(messages) == 8
+    unclear = {label: m for label, m in messages.items() if "root of" not in m}
+    assert unclear == {}
+    assert arena.module.is_dir() and not arena.module.is_symlink()
+    assert sorted(os.listdir(arena.module)) == before
+    arena.check()
+    arena.check_still_serves()
+
+
 # -- 2. manifest entry names from a hostile SOURCE --------------------------------------------
 
 
