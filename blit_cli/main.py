@@ -265,6 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         render.error("interrupted; temp files removed")
         return 20
+    except BrokenPipeError:  # whoever read stdout has gone: `blit scan | head -1`
+        render.drop_stdout()
+        if args.verb == "scan":
+            return 0
+        render.error("stdout was closed (broken pipe): the transfer stopped")
+        return 11
     except OSError as exc:
         if getattr(args, "debug", False):
             raise

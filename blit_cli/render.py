@@ -5,6 +5,7 @@ through the observer methods here and never prints itself."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -27,6 +28,14 @@ def escape_name(name: str) -> str:
         return f"\\#{code:03o}"
 
     return _UNPRINTABLE.sub(octal, name)
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (`| head`), so that nothing more
+    written to it, the flush at exit included, fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def error(message: str, *, usage: bool = False) -> None:

@@ -8,10 +8,18 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from blit_cli.render import escape_name
+
+if TYPE_CHECKING:
+    from blit_core.discovery import DaemonInfo
 
 DESCRIPTION = ("List the blit daemons that announce themselves with mDNS, each with an ENDPOINT"
                " to use as ENDPOINT:/module/path.")
 HELP = "list the blit daemons announced on the local network"
+COLUMNS = ("INSTANCE", "ENDPOINT", "HOST", "ADDRESSES", "VERSION", "MODULES")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +40,29 @@ def run(args: argparse.Namespace, program: str) -> int:
     if args.json:
         print(json.dumps([daemon.to_json() for daemon in daemons], indent=2))
     elif daemons:
-        print("\n".join(discovery.describe(daemons)))
+        print("\n".join(describe(daemons)))
     if not daemons:
         sys.stderr.write(f"{program}: {discovery.nothing_found(args.wait, interfaces)}\n")
     return 0
+
+
+def describe(daemons: Sequence[DaemonInfo]) -> list[str]:
+    """A header, then one aligned row per daemon, in the order given (browse() sorts), every
+    announced text escaped as file names are. Read-only modules are marked "(ro)"; a cut
+    module list ends with "(+N more)"."""
+    rows = [COLUMNS] + [
+        tuple(escape_name(cell) for cell in (d.instance, d.endpoint, d.host, ",".join(d.addresses),
+                                             d.version, _modules_text(d)))
+        for d in daemons
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS) - 1)]
+    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)),
+                       row[-1]]) for row in rows]
+
+
+def _modules_text(daemon: DaemonInfo) -> str:
+    names = [m.name + (" (ro)" if m.read_only else "") for m in daemon.modules]
+    missing = daemon.module_count - len(daemon.modules)
+    if missing:
+        names.append(f"(+{missing} more)")
+    return ", ".join(names) or "-"

@@ -9,7 +9,8 @@ reported (and removed) as the link itself.
 
 Trees are walked depth-first in sorted name order, holding one listing per open directory:
 memory grows with the depth of the tree, not its size. Results are generators, so the caller
-streams them. No grpc, no printing."""
+streams them. A walk takes an optional `stop` event, checked at every entry, so that work whose
+caller has gone away ends promptly. No grpc, no printing."""
 
 from __future__ import annotations
 
@@ -17,12 +18,18 @@ import enum
 import fnmatch
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 MAX_COMPLETIONS = 1000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Interrupted(Exception):
+    """A walk's stop event was set before the walk ended."""
 
 
 class EntryKind(enum.Enum):
@@ -119,15 +126,16 @@ def list_path(parent_fd: int, name: str, *, show_hidden: bool) -> Iterator[Entry
         os.close(fd)
 
 
-def find(parent_fd: int, name: str, criteria: FindCriteria) -> Iterator[Entry]:
+def find(parent_fd: int, name: str, criteria: FindCriteria,
+         stop: threading.Event | None = None) -> Iterator[Entry]:
     """Every entry at and beneath the target that meets `criteria`, in walk order. The age
     cut-off is taken from this machine's clock when the walk starts; unreadable directories
-    are passed over."""
+    are passed over. Raises Interrupted once `stop` is set."""
     cutoff_ns = None
     if criteria.newer_s is not None:
-        cutoff_ns = time.time_ns() - int(criteria.newer_s * 1e9)
+        cutoff_ns = time.time_ns() - int(Fraction(criteria.newer_s) * 10**9)  # any age
     found = 0
-    for visit in _walk(parent_fd, name):
+    for visit in _walk(parent_fd, name, stop=stop):
         if visit.leaving or not _matches(visit, criteria, cutoff_ns):
             continue
         yield _entry(visit.path, visit.st, visit.parent_fd, visit.name)
@@ -136,13 +144,14 @@ def find(parent_fd: int, name: str, criteria: FindCriteria) -> Iterator[Entry]:
             return
 
 
-def disk_usage(parent_fd: int, name: str, max_depth: int | None = None) -> Iterator[Usage]:
+def disk_usage(parent_fd: int, name: str, max_depth: int | None = None,
+               stop: threading.Event | None = None) -> Iterator[Usage]:
     """The usage of each directory at and beneath the target, each as soon as everything
     beneath it has been counted (post-order, as du); directories deeper than max_depth are
     counted in their parents but not reported. A target that is not a directory is reported
-    alone."""
+    alone. Raises Interrupted once `stop` is set."""
     open_totals: list[list[int]] = []  # [bytes, files] of each directory being walked
-    for visit in _walk(parent_fd, name):
+    for visit in _walk(parent_fd, name, stop=stop):
         if not stat.S_ISDIR(visit.st.st_mode):
             if not open_totals:
                 yield Usage(visit.path, visit.st.st_size, 1)
@@ -175,11 +184,12 @@ def disk_free(parent_fd: int, name: str) -> Space:
                  free=fs.f_bavail * fs.f_frsize)
 
 
-def remove(path: str, parent_fd: int, name: str, *, recursive: bool, dry_run: bool) -> Removal:
+def remove(path: str, parent_fd: int, name: str, *, recursive: bool, dry_run: bool,
+           stop: threading.Event | None = None) -> Removal:
     """Remove the target (`path` is how the result names it): a directory only when
     recursive, with everything beneath it, deepest first; a symlink as the link. Carries on
-    past failures and reports the first. A dry run counts what would go and removes
-    nothing."""
+    past failures and reports the first. Once `stop` is set it removes nothing more and
+    reports what went as interrupted. A dry run counts what would go and removes nothing."""
     try:
         st = _lstat(parent_fd, name)
     except OSError as exc:
@@ -193,21 +203,24 @@ def remove(path: str, parent_fd: int, name: str, *, recursive: bool, dry_run: bo
         if not errors:
             errors.append(f"{where!r}: {_reason(exc)}" if where else _reason(exc))
 
-    for visit in _walk(parent_fd, name, on_error=note):
-        is_dir = stat.S_ISDIR(visit.st.st_mode)
-        if is_dir and not visit.leaving:
-            continue
-        if not dry_run:
-            try:
-                (os.rmdir if is_dir else os.unlink)(visit.name, dir_fd=visit.parent_fd)
-            except OSError as exc:
-                note(visit.path, exc)
+    try:
+        for visit in _walk(parent_fd, name, on_error=note, stop=stop, top_st=st):
+            is_dir = stat.S_ISDIR(visit.st.st_mode)
+            if is_dir and not visit.leaving:
                 continue
-        if is_dir:
-            counts["dirs"] += 1
-        else:
-            counts["files"] += 1
-            counts["bytes"] += visit.st.st_size
+            if not dry_run:
+                try:
+                    (os.rmdir if is_dir else os.unlink)(visit.name, dir_fd=visit.parent_fd)
+                except OSError as exc:
+                    note(visit.path, exc)
+                    continue
+            if is_dir:
+                counts["dirs"] += 1
+            else:
+                counts["files"] += 1
+                counts["bytes"] += visit.st.st_size
+    except Interrupted:
+        errors.insert(0, "interrupted before everything was removed")
     return Removal(path, **counts, error=errors[0] if errors else "")
 
 
@@ -245,11 +258,14 @@ class _Visit:
 
 
 def _walk(parent_fd: int, name: str,
-          on_error: Callable[[str, OSError], None] | None = None) -> Iterator[_Visit]:
+          on_error: Callable[[str, OSError], None] | None = None,
+          stop: threading.Event | None = None,
+          top_st: os.stat_result | None = None) -> Iterator[_Visit]:
     """Depth-first over the target and everything beneath it, sorted by name, never following
     a symlink. A directory that cannot be opened or listed is reported to on_error (with its
-    path) and walked as if empty."""
-    top = _Visit("", _lstat(parent_fd, name), parent_fd, name)
+    path) and walked as if empty. `top_st` is the target's lstat when the caller has taken
+    it (and decided on it). Raises Interrupted at the next step once `stop` is set."""
+    top = _Visit("", top_st or _lstat(parent_fd, name), parent_fd, name)
     yield top
     if not stat.S_ISDIR(top.st.st_mode):
         return
@@ -272,6 +288,8 @@ def _walk(parent_fd: int, name: str,
     enter(top)
     try:
         while stack:
+            if stop is not None and stop.is_set():
+                raise Interrupted
             visit, fd, names = stack[-1]
             child = next(names, None)
             if child is None:

@@ -8,8 +8,8 @@ Announcements are IPv4 and go only where the daemon listens: a specific address 
 address on that interface, a wildcard bind (0.0.0.0 or ::) the machine's IPv4 addresses on
 every interface.
 
-Clients call `browse()` for a sorted list of `DaemonInfo`, and `describe()` for the table that
-every front end prints. Nothing here prints, reads the environment or exits; failures raise
+Clients call `browse()` for a sorted list of `DaemonInfo` (blit_cli.scan prints it). Nothing
+here prints, reads the environment or exits; failures raise
 `DiscoveryError` (one line)."""
 
 from __future__ import annotations
@@ -313,34 +313,13 @@ def _instance(full_name: str) -> str:
 
 
 def _number(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
+    """A TXT value that is a plain decimal count (ASCII digits, at most 9 of them)."""
+    if text and len(text) <= 9 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 # --- output --------------------------------------------------------------------------------
-
-COLUMNS = ("INSTANCE", "ENDPOINT", "HOST", "ADDRESSES", "VERSION", "MODULES")
-
-
-def describe(daemons: Sequence[DaemonInfo]) -> list[str]:
-    """The table the front ends print: a header, then one aligned row per daemon, in the
-    order given (browse() sorts). Read-only modules are marked "(ro)"; a cut module list
-    ends with "(+N more)"."""
-    rows = [COLUMNS] + [
-        (d.instance, d.endpoint, d.host, ",".join(d.addresses), d.version, _modules_text(d))
-        for d in daemons
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS) - 1)]
-    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)),
-                       row[-1]]) for row in rows]
-
-
-def _modules_text(daemon: DaemonInfo) -> str:
-    names = [m.name + (" (ro)" if m.read_only else "") for m in daemon.modules]
-    missing = daemon.module_count - len(daemon.modules)
-    if missing:
-        names.append(f"(+{missing} more)")
-    return ", ".join(names) or "-"
-
 
 def nothing_found(wait_s: float, interfaces: Sequence[str] | None) -> str:
     """The message for an empty browse."""

@@ -2,7 +2,8 @@
 modules. Paths are resolved as transfer paths are (blit_daemon.modules: refused, never
 normalised; walked without following symlinks), the filesystem work is blit_core.admin's, run
 off the event loop, and streams go out in batches as the work produces them. A refusal ends
-the call with a status whose details are one line for the user."""
+the call with a status whose details are one line for the user. When a caller goes away, the
+work it started stops at the next entry."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
 
     async def List(self, request: pb.ListRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EntryBatch]:
-        def work(parent_fd: int, name: str) -> Iterator[admin.Entry]:
+        def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Entry]:
             return admin.list_path(parent_fd, name, show_hidden=request.all)
 
         async for reply in self._stream(context, request.path, work, wire.entry_to_wire,
@@ -59,10 +60,13 @@ class AdminService(pb_grpc.BlitAdminServicer):
 
     async def Find(self, request: pb.FindRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EntryBatch]:
-        criteria = wire.criteria_from_wire(request)
+        try:
+            criteria = wire.criteria_from_wire(request)
+        except BlitError as exc:
+            await _refuse(context, exc, "")
 
-        def work(parent_fd: int, name: str) -> Iterator[admin.Entry]:
-            return admin.find(parent_fd, name, criteria)
+        def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Entry]:
+            return admin.find(parent_fd, name, criteria, stop)
 
         async for reply in self._stream(context, request.path, work, wire.entry_to_wire,
                                         pb.EntryBatch):
@@ -72,8 +76,8 @@ class AdminService(pb_grpc.BlitAdminServicer):
                         context: grpc.aio.ServicerContext) -> AsyncIterator[pb.UsageBatch]:
         max_depth = request.max_depth if request.HasField("max_depth") else None
 
-        def work(parent_fd: int, name: str) -> Iterator[admin.Usage]:
-            return admin.disk_usage(parent_fd, name, max_depth)
+        def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Usage]:
+            return admin.disk_usage(parent_fd, name, max_depth, stop)
 
         async for reply in self._stream(context, request.path, work, wire.usage_to_wire,
                                         pb.UsageBatch):
@@ -108,16 +112,14 @@ class AdminService(pb_grpc.BlitAdminServicer):
         except BlitError as exc:
             await _refuse(context, exc, "")
 
-        def work() -> Iterator[admin.Removal]:
+        def work(stop: threading.Event) -> Generator[admin.Removal, None, None]:
             for virtual, module, rel in targets:
-                yield _remove(virtual, module, rel, request.recursive, request.dry_run)
+                if stop.is_set():
+                    return
+                yield _remove(virtual, module, rel, request, stop)
 
-        pump = _Pump(work(), wire.removal_to_wire)
-        try:
-            async for batch in pump.batches():
-                yield pb.RemoveReply(removals=batch)
-        finally:
-            pump.close()
+        async for batch in _pumped(context, work, wire.removal_to_wire, ""):
+            yield pb.RemoveReply(removals=batch)
 
     async def CompletePath(self, request: pb.PathRequest,
                            context: grpc.aio.ServicerContext) -> pb.Completions:
@@ -129,25 +131,19 @@ class AdminService(pb_grpc.BlitAdminServicer):
         return pb.Completions(paths=[os.fsencode(path) for path in found])
 
     async def _stream(self, context: grpc.aio.ServicerContext, path: bytes,
-                      work: Callable[[int, str], Iterator[T]],
+                      work: Callable[[int, str, threading.Event], Iterator[T]],
                       to_wire: Callable[[T], Any], reply: Callable[..., Any]
                       ) -> AsyncIterator[Any]:
         """Run `work` on the target `path` names, in a thread, sending what it yields in
         batches as `reply(entries=...)` messages."""
         virtual = os.fsdecode(path)
 
-        def produce() -> Iterator[T]:
+        def produce(stop: threading.Event) -> Generator[T, None, None]:
             with self._target(virtual) as (parent_fd, name):
-                yield from work(parent_fd, name)
+                yield from work(parent_fd, name, stop)
 
-        pump = _Pump(produce(), to_wire)
-        try:
-            async for batch in pump.batches():
-                yield reply(entries=batch)
-        except (BlitError, OSError) as exc:
-            await _refuse(context, exc, virtual)
-        finally:
-            pump.close()
+        async for batch in _pumped(context, produce, to_wire, virtual):
+            yield reply(entries=batch)
 
     @contextlib.contextmanager
     def _target(self, virtual: str) -> Iterator[tuple[int, str]]:
@@ -184,20 +180,37 @@ def _refuse_symlinks(virtual: str, module: ModuleConfig, rel: str) -> None:
     os.close(parent_fd)
 
 
-def _remove(virtual: str, module: ModuleConfig, rel: str, recursive: bool,
-            dry_run: bool) -> admin.Removal:
+def _remove(virtual: str, module: ModuleConfig, rel: str, request: pb.RemoveRequest,
+            stop: threading.Event) -> admin.Removal:
     try:
         parent_fd, name = open_parent(module, rel)
     except OSError as exc:
         return admin.Removal(virtual, error=_reason(exc))
     try:
-        removal = admin.remove(virtual, parent_fd, name, recursive=recursive, dry_run=dry_run)
+        removal = admin.remove(virtual, parent_fd, name, recursive=request.recursive,
+                               dry_run=request.dry_run, stop=stop)
     finally:
         os.close(parent_fd)
-    if not dry_run:
+    if not request.dry_run:
         logger.info("removed %s: %d files, %d dirs%s", virtual, removal.files, removal.dirs,
                     f" ({removal.error})" if removal.error else "")
     return removal
+
+
+async def _pumped(context: grpc.aio.ServicerContext,
+                  work: Callable[[threading.Event], Generator[T, None, None]],
+                  to_wire: Callable[[T], Any],
+                  what: str) -> AsyncIterator[list[Any]]:
+    """The batches of a _Pump over `work`; an error the work raises ends the call as a refusal
+    of `what`, and the work is told to stop however the call ends."""
+    pump = _Pump(work, to_wire)
+    try:
+        async for batch in pump.batches():
+            yield batch
+    except (BlitError, OSError) as exc:
+        await _refuse(context, exc, what)
+    finally:
+        pump.close()
 
 
 async def _refuse(context: grpc.aio.ServicerContext, exc: BlitError | OSError,
@@ -224,35 +237,40 @@ def _reason(exc: OSError) -> str:
 
 
 class _Pump(Generic[T]):
-    """Runs a generator in a thread of its own and hands what it yields (converted by
+    """Runs `work(stop)` in a thread of its own and hands what it yields (converted by
     `to_wire` there) to the event loop in batches: a full batch at once, a partial one after
     FLUSH_S, an empty one (a keepalive) after KEEPALIVE_S of nothing. The thread waits while
-    MAX_PENDING items are untaken, and stops at the next item once closed; the generator is
-    closed in the thread that ran it."""
+    MAX_PENDING items are untaken. Closing sets `stop`, which the work checks as it goes, and
+    the thread ends at its next item; the generator is closed in the thread that ran it."""
 
-    def __init__(self, items: Generator[T, None, None], to_wire: Callable[[T], Any]) -> None:
+    def __init__(self, work: Callable[[threading.Event], Generator[T, None, None]],
+                 to_wire: Callable[[T], Any]) -> None:
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()  # a full batch is pending, or the work ended
         self._lock = threading.Condition()
         self._pending: list[Any] = []
         self._finished = False
-        self._closed = False
         self._error: Exception | None = None
-        threading.Thread(target=self._produce, args=(items, to_wire), daemon=True,
+        self._stop = threading.Event()
+        threading.Thread(target=self._produce, args=(work, to_wire), daemon=True,
                          name="blit-admin").start()
 
-    def _produce(self, items: Generator[T, None, None], to_wire: Callable[[T], Any]) -> None:
+    def _produce(self, work: Callable[[threading.Event], Generator[T, None, None]],
+                 to_wire: Callable[[T], Any]) -> None:
+        items = work(self._stop)
         try:
             for item in items:
                 message = to_wire(item)
                 with self._lock:
-                    while len(self._pending) >= MAX_PENDING and not self._closed:
+                    while len(self._pending) >= MAX_PENDING and not self._stop.is_set():
                         self._lock.wait()
-                    if self._closed:
+                    if self._stop.is_set():
                         return
                     self._pending.append(message)
                     if len(self._pending) == BATCH:
                         self._wake()
+        except admin.Interrupted:
+            pass  # closed: nobody is waiting for the rest
         except Exception as exc:
             self._error = exc
         finally:
@@ -288,5 +306,5 @@ class _Pump(Generic[T]):
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
+            self._stop.set()
             self._lock.notify_all()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from blit_cli.parsing import Parser
+from blit_cli.render import drop_stdout
 from blit_core import __version__
 from blit_core.errors import BlitError, UsageError
 from blit_utils import completions, scan, verbs
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted")
         return 20
     except BrokenPipeError:  # `blit-utils find ... | head`
-        sys.stderr.close()
+        drop_stdout()
         return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import posixpath
 import re
 import sys
@@ -25,6 +26,8 @@ from blit_utils import render
 DEFAULT_TIMEOUT_S = 30.0
 COMPLETION_TIMEOUT_S = 5.0
 _TYPES = {"f": EntryKind.FILE, "d": EntryKind.DIR, "l": EntryKind.SYMLINK}
+MAX_UINT32 = 2**32 - 1  # the widest counts and sizes the admin RPCs carry
+MAX_UINT64 = 2**64 - 1
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 T = TypeVar("T")
@@ -56,14 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--newer", type=_duration, metavar="DURATION",
                      help="modified within DURATION before now, by the daemon's clock (90s, 10m,"
                      " 2h, 3d, 1w)")
-    sub.add_argument("--limit", type=_positive, default=0, metavar="N",
+    sub.add_argument("--limit", type=_limit, default=0, metavar="N",
                      help="stop after N matches")
 
     sub = _verb(subparsers, "du", _du, "disk usage below a path of a module",
                 "Bytes and file counts below each directory (apparent sizes of the"
                 " non-directories), each directory as soon as it is counted, deepest first.")
     sub.add_argument("location", metavar="HOST:/MODULE/PATH")
-    sub.add_argument("--max-depth", type=_natural, metavar="N",
+    sub.add_argument("--max-depth", type=_depth, metavar="N",
                      help="show directories at most N levels below the path (0: the path only)")
     _human_flag(sub)
 
@@ -303,9 +306,12 @@ def _call(where: RemoteLocation, timeout: float,
 
 def _size(text: str) -> int:
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if size > MAX_UINT64:
+        raise argparse.ArgumentTypeError(f"size {text!r} is too large")
+    return size
 
 
 def _duration(text: str) -> float:
@@ -313,7 +319,10 @@ def _duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}: use a number with s, m, h, d or w (90s, 10m, 2h, 3d, 1w)")
-    return float(match[1]) * _SECONDS[match[2]]
+    seconds = float(match[1]) * _SECONDS[match[2]]
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"duration {text!r} is too long")
+    return seconds
 
 
 def _seconds(text: str) -> float:
@@ -326,13 +335,15 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _natural(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use 0 or more")
-    return int(text)
+def _depth(text: str) -> int:
+    return _count(text, 0, MAX_UINT32)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use 1 or more")
+def _limit(text: str) -> int:
+    return _count(text, 1, MAX_UINT64)
+
+
+def _count(text: str, least: int, most: int) -> int:
+    if not (text.isascii() and text.isdigit()) or not least <= int(text) <= most:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use {least} to {most}")
     return int(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from blit_core.admin import (
     Space,
     Usage,
 )
-from blit_core.errors import BlitError, PeerTimeout, RemoteError
+from blit_core.errors import BlitError, PeerTimeout, ProtocolError, RemoteError
 from blit_core.net.client import cannot_connect
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
@@ -60,11 +61,14 @@ def criteria_from_wire(request: pb.FindRequest) -> FindCriteria:
     def optional(field: str) -> Any:
         return getattr(request, field) if request.HasField(field) else None
 
+    newer_s = optional("newer_s")
+    if newer_s is not None and not (math.isfinite(newer_s) and newer_s >= 0):
+        raise ProtocolError(f"find: age {newer_s} is not a number of seconds")
     return FindCriteria(
         name=os.fsdecode(request.name),
         kind=_KIND_FROM_WIRE.get(request.type, EntryKind.OTHER) if request.has_type else None,
         min_size=optional("min_size"), max_size=optional("max_size"),
-        newer_s=optional("newer_s"), limit=request.limit)
+        newer_s=newer_s, limit=request.limit)
 
 
 def usage_to_wire(usage: Usage) -> pb.Usage:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from blit_cli.scan import describe
 from blit_core import __version__, discovery
 from blit_core.net.session import PROTOCOL_VERSION
 from blit_daemon.child import ChildDaemon
@@ -309,6 +311,21 @@ def test_finding_nothing_exits_0_with_a_message(program: str, name: str) -> None
     assert (done.returncode, done.stdout, done.stderr) == (0, "", message)
 
 
+@pytest.mark.parametrize("program", ["blit_cli", "blit_utils"])
+def test_a_reader_that_goes_away_ends_the_scan_quietly(program: str) -> None:
+    """`blit scan | head -1`, with the pipe closed before anything is written: exit 0, and
+    not a word about the broken pipe."""
+    stdout_r, stdout_w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", program, "scan", "--interface", "127.0.0.1",
+                             "--wait", "0.3", "--json"],
+                            stdout=stdout_w, stderr=subprocess.PIPE, text=True)
+    os.close(stdout_w)
+    os.close(stdout_r)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "pipe" not in stderr.lower() and "Traceback" not in stderr
+
+
 def test_scan_refuses_an_interface_that_is_not_an_address() -> None:
     done = subprocess.run([sys.executable, "-m", "blit_cli", "scan", "--interface", "eth0"],
                           capture_output=True, text=True, timeout=60, check=False)
@@ -346,7 +363,36 @@ def test_the_table_says_how_many_modules_were_cut() -> None:
         endpoint="192.0.2.7:9031", version="0.1.0", protocol=1,
         modules=(discovery.ModuleInfo("a"), discovery.ModuleInfo("b", read_only=True)),
         module_count=5)
-    assert discovery.describe([daemon]) == [
+    assert describe([daemon]) == [
         "INSTANCE  ENDPOINT        HOST       ADDRESSES  VERSION  MODULES",
         "blit@nas  192.0.2.7:9031  nas.local  192.0.2.7  0.1.0    a, b (ro), (+3 more)",
     ]
+
+
+async def _scan_while_announcing(info: AsyncServiceInfo) -> subprocess.CompletedProcess[str]:
+    async with AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only) as own:
+        await own.async_register_service(info)
+        try:
+            return await asyncio.to_thread(scan, "blit_cli")
+        finally:
+            await own.async_unregister_service(info)
+
+
+def test_a_hostile_announcement_is_shown_escaped_and_breaks_nothing() -> None:
+    """Anyone on the network can announce anything: control characters in the host name and
+    the properties, and numbers that are not numbers ("²", 200 digits) are escaped or
+    ignored, never a crash. (zeroconf itself refuses control characters in instance names.)"""
+    instance = f"evil-{SUFFIX}"
+    info = AsyncServiceInfo(
+        discovery.SERVICE_TYPE, f"{instance}.{discovery.SERVICE_TYPE}",
+        addresses=[socket.inet_aton("127.0.0.1")], port=9,
+        server="evil\x1b[31m.local.",
+        properties={b"version": b"1\n2", b"protocol": "²".encode(), b"nmodules": b"9" * 200,
+                    b"modules": b"m\x07od:ro"})
+    done = asyncio.run(_scan_while_announcing(info))
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith(instance))
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert row.split()[:5] == [instance, "127.0.0.1:9", "evil\\#033[31m.local",
+                               "127.0.0.1", "1\\#0122"]
+    assert row.endswith("m\\#007od (ro)")

@@ -183,11 +183,41 @@ def test_unknown_module_and_missing_path_are_refusals(setup: AdminSetup) -> None
     ["find", "--type", "x", "h:/m"],
     ["list-modules", "bad host"],
     ["du", "--max-depth", "-1", "h:/m"],
+    ["du", "--max-depth", "4294967296", "h:/m"],
+    ["du", "--max-depth", "²", "h:/m"],
+    ["find", "--limit", "18446744073709551616", "h:/m"],
+    ["find", "--limit", "0", "h:/m"],
+    ["find", "--min-size", "99999999999T", "h:/m"],
+    ["find", "--newer", "9" * 400 + "d", "h:/m"],
 ])
 def test_bad_arguments_exit_1_with_one_line(args: list[str]) -> None:
     result = utils(*args)
     assert result.returncode == 1
     assert result.stderr.startswith("blit-utils: error: ")
+    assert len(result.stderr.splitlines()) <= 2  # the error and a pointer to --help
+
+
+def test_the_widest_numbers_the_wire_carries_are_accepted(setup: AdminSetup) -> None:
+    result = utils("find", "--limit", str(2**64 - 1), "--max-size", "16000000T", "--newer",
+                   "9" * 300 + "d", setup.at("/data/docs"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["/data/docs", "/data/docs/nested",
+                                     "/data/docs/nested/deep.txt", "/data/docs/one.md",
+                                     "/data/docs/two.md"]
+    result = utils("du", "--max-depth", str(2**32 - 1), setup.at("/data/docs"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly(setup: AdminSetup) -> None:
+    """`blit-utils find ... | head -1`: the reader closes the pipe (here before anything is
+    written, so the write fails for certain) and blit-utils exits 0 without a complaint."""
+    stdout_r, stdout_w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "blit_utils", "find", setup.at("/data/many")],
+                            stdin=subprocess.DEVNULL, stdout=stdout_w, stderr=subprocess.PIPE)
+    os.close(stdout_w)
+    os.close(stdout_r)
+    _, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stderr) == (0, b"")
 
 
 def test_complete_path_offers_full_words(setup: AdminSetup) -> None:
