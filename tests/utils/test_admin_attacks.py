@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from helpers.admin import AdminSetup, start
+from helpers.admin import AdminSetup
 from helpers.treecheck import diff_snapshots, snapshot
 
 from blit_core.net.generated import blit_pb2 as pb
@@ -21,13 +21,6 @@ HOSTILE = [b"/data/../outside", b"/data/../../etc", b"/data/a\x00b", b"/data/./a
            b"data/a.txt", b"/../data", b"//data", b"/data/escape/secret.txt"]
 REFUSED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
            grpc.StatusCode.NOT_FOUND}
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSetup]:
-    running = start(tmp_path_factory.mktemp("admin_attacks"))
-    yield running
-    running.daemon.stop()
 
 
 @pytest.fixture

@@ -10,21 +10,13 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.admin import AdminSetup, json_lines, start, utils
+from helpers.admin import AdminSetup, json_lines, utils
 from helpers.treecheck import diff_snapshots, snapshot
 
 PTY_TIMEOUT_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSetup]:
-    running = start(tmp_path_factory.mktemp("admin_rm"))
-    yield running
-    running.daemon.stop()
 
 
 @pytest.fixture

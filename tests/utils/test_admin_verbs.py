@@ -9,17 +9,9 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
-from helpers.admin import MANY, SECRET_SIZE, AdminSetup, json_lines, start, utils
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSetup]:
-    running = start(tmp_path_factory.mktemp("admin"))
-    yield running
-    running.daemon.stop()
+from helpers.admin import MANY, SECRET_SIZE, AdminSetup, json_lines, utils
 
 
 def test_list_modules_shows_names_access_and_comments(setup: AdminSetup) -> None:
