@@ -77,11 +77,12 @@ def write_config(path: Path, modules: dict[str, bool], daemon: str = "") -> Path
 
 
 class Fleet:
-    """Daemons on loopback: `a` (two modules, one read-only), `b`, `silent` (--no-mdns) and
-    `twin` (started after `a` announced, asking for `a`'s name)."""
+    """Daemons on loopback: `a` (two modules, one read-only), `b`, `silent` (--no-mdns),
+    `quiet` (`mdns = false` in its config) and `twin` (started after `a` announced, asking for
+    `a`'s name)."""
 
     def __init__(self, base: Path) -> None:
-        self.names = {key: f"blit-test-{key}-{SUFFIX}" for key in ("a", "b", "silent")}
+        self.names = {key: f"blit-test-{key}-{SUFFIX}" for key in ("a", "b", "silent", "quiet")}
         (base / "a").mkdir()
         config = write_config(base / "a" / "blit.toml", {"photos": False, "archive": True})
         self.daemons: list[ChildDaemon] = []
@@ -89,6 +90,10 @@ class Fleet:
                                               "--mdns-name", self.names["a"]))
         self.b = self._start(mdns=True, args=self._root(base, "b"))
         self.silent = self._start(mdns=False, args=self._root(base, "silent"))
+        (base / "quiet").mkdir()
+        quiet = write_config(base / "quiet" / "blit.toml", {"q": False}, "[daemon]\nmdns = false\n")
+        self.quiet = self._start(mdns=True, args=("--config", str(quiet),
+                                                  "--mdns-name", self.names["quiet"]))
         announcements(self.a)
         self.twin = self._start(mdns=True, args=("--root", str(base / "b"),
                                                  "--mdns-name", self.names["a"]))
@@ -163,11 +168,33 @@ def test_a_taken_name_gets_a_free_one_which_the_daemon_logs(fleet: Fleet,
     assert found[fleet.names["a"]]["port"] == fleet.a.port
 
 
-def test_a_daemon_started_with_no_mdns_is_not_found(fleet: Fleet,
-                                                    found: dict[str, dict]) -> None:
-    assert fleet.names["silent"] not in found
-    assert fleet.silent.port not in {entry["port"] for entry in found.values()}
-    assert not any("mDNS" in line for line in fleet.silent.log)
+@pytest.mark.parametrize("key", ["silent", "quiet"])
+def test_a_daemon_with_mdns_off_is_not_found(fleet: Fleet, found: dict[str, dict],
+                                             key: str) -> None:
+    """Off with --no-mdns (`silent`) or with `mdns = false` in the config (`quiet`)."""
+    daemon = fleet.silent if key == "silent" else fleet.quiet
+    assert fleet.names[key] not in found
+    assert daemon.port not in {entry["port"] for entry in found.values()}
+    assert not any("mDNS" in line for line in daemon.log)
+
+
+def test_a_failure_to_advertise_is_one_warning_and_the_daemon_serves_on(
+        tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_bytes(b"still served")
+    daemon = ChildDaemon("--root", str(tmp_path), "--mdns-name", "x" * 64, mdns=True)
+    try:
+        wait_for_log(daemon, "mDNS: not advertising")
+        done = subprocess.run(
+            [sys.executable, "-m", "blit_utils", "ls", f"127.0.0.1:{daemon.port}:/default"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert (done.returncode, done.stdout.split()) == (0, ["keep.txt"]), done.stderr
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()
+    assert daemon.proc.returncode == 0
+    warnings = [line for line in daemon.log if "mDNS" in line]
+    assert warnings == [f"blit-daemon: mDNS: not advertising: the name {'x' * 64!r} is longer "
+                        "than 63 bytes\n"]
 
 
 def test_scan_table_has_aligned_sorted_rows_with_ready_endpoints(fleet: Fleet,
