@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"blit-daemon: error: {exc}\n")
         return 1
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="blit-daemon: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="blit-daemon: %(message)s", stream=sys.stderr)
+    if args.verbose:  # blit's own detail; grpc's and zeroconf's debug output stays out
+        for name in ("blit_daemon", "blit_core"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     from blit_daemon.server import run_server
 
     return run_server(config, reload=configure)
