@@ -136,6 +136,7 @@ class Advertiser:
         self.where = ""  # where it announces, for the log: "127.0.0.1", "all interfaces (...)"
         self._zeroconf: AsyncZeroconf | None = None
         self._addresses: list[str] = []
+        self._server = ""  # the host name its address records go under
         self._requested = ""  # the name asked for; the registered one may carry a suffix
         self._info: AsyncServiceInfo | None = None
 
@@ -155,6 +156,7 @@ class Advertiser:
     async def _publish(self, name: str, properties: dict[str, str]) -> str:
         if self._zeroconf is None:
             interfaces, self._addresses = await _scope(self.bind)
+            self._server = _server_name(self._addresses, isinstance(interfaces, list))
             self.where = (", ".join(interfaces) if isinstance(interfaces, list)
                           else f"all interfaces ({', '.join(self._addresses)})")
             self._zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
@@ -173,7 +175,7 @@ class Advertiser:
 
     def _service(self, full_name: str, properties: dict[str, str]) -> AsyncServiceInfo:
         return AsyncServiceInfo(SERVICE_TYPE, full_name, port=self.port, properties=properties,
-                                server=f"{_short_host_name()}.local.",
+                                server=self._server,
                                 parsed_addresses=self._addresses)
 
     async def close(self) -> None:
@@ -182,6 +184,20 @@ class Advertiser:
         if running is not None:
             with contextlib.suppress(*_FAILURES):
                 await running.async_close()
+
+
+def _server_name(addresses: Sequence[str], bound_to_one: bool) -> str:
+    """The host name of the announcement's address records: `HOST.local.` for a daemon on
+    every interface, whose addresses are the machine's (as in other services' records for
+    HOST), but `HOST-127-0-0-1.local.` for one bound to a single address. Records of one
+    name from several announcers (another daemon, Avahi) merge in every browser, so under
+    the shared name a loopback-only daemon would be listed at the LAN addresses it does not
+    listen on."""
+    host = _short_host_name()
+    if not bound_to_one:
+        return f"{host}.local."
+    suffix = "-" + addresses[0].replace(".", "-")
+    return f"{host.encode()[:LABEL_MAX - len(suffix)].decode(errors='ignore')}{suffix}.local."
 
 
 async def _scope(bind: str) -> tuple[list[str] | InterfaceChoice, list[str]]:
