@@ -118,8 +118,9 @@ class AdminService(pb_grpc.BlitAdminServicer):
                     return
                 yield _remove(virtual, module, rel, request, stop)
 
-        async for batch in _pumped(context, work, wire.removal_to_wire, ""):
-            yield pb.RemoveReply(removals=batch)
+        async with contextlib.aclosing(_pumped(context, work, wire.removal_to_wire, "")) as batches:
+            async for batch in batches:
+                yield pb.RemoveReply(removals=batch)
 
     async def CompletePath(self, request: pb.PathRequest,
                            context: grpc.aio.ServicerContext) -> pb.Completions:
@@ -142,8 +143,9 @@ class AdminService(pb_grpc.BlitAdminServicer):
             with self._target(virtual) as (parent_fd, name):
                 yield from work(parent_fd, name, stop)
 
-        async for batch in _pumped(context, produce, to_wire, virtual):
-            yield reply(entries=batch)
+        async with contextlib.aclosing(_pumped(context, produce, to_wire, virtual)) as batches:
+            async for batch in batches:
+                yield reply(entries=batch)
 
     @contextlib.contextmanager
     def _target(self, virtual: str) -> Iterator[tuple[int, str]]:
@@ -202,7 +204,8 @@ async def _pumped(context: grpc.aio.ServicerContext,
                   to_wire: Callable[[T], Any],
                   what: str) -> AsyncIterator[list[Any]]:
     """The batches of a _Pump over `work`; an error the work raises ends the call as a refusal
-    of `what`, and the work is told to stop however the call ends."""
+    of `what`, and the work is told to stop however the call ends (callers close this
+    generator with aclosing, so that happens at once)."""
     pump = _Pump(work, to_wire)
     try:
         async for batch in pump.batches():
