@@ -16,6 +16,7 @@ from blit_core import __version__, api
 from blit_core.errors import BlitError, UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules, parse_filter_rule, read_pattern_file
+from blit_core.gcsettings import collect_less_often
 from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.units import parse_size
 
@@ -256,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.files)
         if args.verb == "scan":
             return scan.run(args, "blit")
+        collect_less_often()
         return run_transfer(args)
     except BlitError as exc:
         if getattr(args, "debug", False):

@@ -48,7 +48,7 @@ SENDFILE_PIECE = 8 << 20
 
 
 class Work(NamedTuple):
-    """One unit for a sender: a small file (for a shard) or a range of a large one."""
+    """A file to send: a small one (for a shard) or a range of a large one."""
 
     need_id: int
     file: SourceFile
@@ -58,18 +58,61 @@ class Work(NamedTuple):
     length: int
 
 
+class ShardWork(NamedTuple):
+    """Small files that travel together as one tar shard."""
+
+    files: list[Work]
+
+
 STOP = None
 
 
-def plan_work(need_id: int, file: SourceFile, path: str, shown: str,
-              streams: int) -> list[Work]:
-    """A file as work units: whole, or cut into ranges that several streams carry."""
-    size = file.entry.size
-    if size <= SMALL_FILE:
-        return [Work(need_id, file, path, shown, 0, size)]
-    piece = max(SMALL_FILE, min(RANGE_BYTES, -(-size // streams)))
-    return [Work(need_id, file, path, shown, offset, min(piece, size - offset))
-            for offset in range(0, size, piece)]
+class WorkPacker:
+    """Turns needed files into the units senders take: a shard of up to SHARD_FILES small
+    files (SHARD_BYTES of content), or one range of a large file, cut so that several streams
+    carry it."""
+
+    def __init__(self, streams: int) -> None:
+        self.streams = streams
+        self._small: list[Work] = []
+        self._small_bytes = 0
+
+    def add(self, need_id: int, file: SourceFile, path: str,
+            shown: str) -> Iterator[Work | ShardWork]:
+        """The units ready once this file is added (a full shard, or its ranges)."""
+        size = file.entry.size
+        if size <= SMALL_FILE:
+            self._small.append(Work(need_id, file, path, shown, 0, size))
+            self._small_bytes += size
+            if len(self._small) >= SHARD_FILES or self._small_bytes >= SHARD_BYTES:
+                yield self.flush()
+            return
+        piece = max(SMALL_FILE, min(RANGE_BYTES, -(-size // self.streams)))
+        for offset in range(0, size, piece):
+            yield Work(need_id, file, path, shown, offset, min(piece, size - offset))
+
+    def flush(self) -> ShardWork:
+        """The small files added since the last shard (possibly none)."""
+        shard, self._small, self._small_bytes = ShardWork(self._small), [], 0
+        return shard
+
+
+class WorkQueue(queue.Queue):
+    """The senders' shared, bounded queue of units; it knows whether ranges of large files
+    are waiting (the only work that more streams speed up)."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.ranges_waiting = 0
+
+    def _put(self, item: Work | ShardWork | None) -> None:
+        super()._put(item)
+        self.ranges_waiting += isinstance(item, Work)
+
+    def _get(self) -> Work | ShardWork | None:
+        item = super()._get()
+        self.ranges_waiting -= isinstance(item, Work)
+        return item
 
 
 class RateLimit:
@@ -271,9 +314,9 @@ class FrameOutput:
 
 
 class Sender:
-    """One stream's sending loop: work from the shared queue until STOP, then END."""
+    """One stream's sending loop: units from the shared queue until STOP, then END."""
 
-    def __init__(self, out: Output, work: queue.Queue, limit: RateLimit | None,
+    def __init__(self, out: Output, work: WorkQueue, limit: RateLimit | None,
                  on_sent: Callable[[int, int, int], None], open_file: Callable[[str], int],
                  gate: StreamGate, index: int) -> None:
         """`on_sent(wire bytes, file bytes, files)` follows what went out; `open_file(path)`
@@ -285,26 +328,18 @@ class Sender:
         self.limit = limit
         self.on_sent = on_sent
         self.open_file = open_file
-        self.shard = bytearray()
-        self.shard_files = 0
-        self.shard_content = 0
 
     def run(self) -> None:
         while True:
-            if not self.gate.may_work(self.index):
-                self._flush_shard()
-                self.gate.wait_turn(self.index)
-            try:
-                item = self.work.get_nowait()
-            except queue.Empty:
-                self._flush_shard()  # nothing waiting: do not hold small files back
+            if not self.gate.may_work(self.index) and not self.gate.wait_turn(self.index):
+                item = STOP  # the gate closed: the working streams carry the rest
+            else:
                 item = self.work.get()
             if item is STOP:
-                self._flush_shard()
                 self.out.write(frames.encode_end())
                 return
-            if item.file.entry.size <= SMALL_FILE:
-                self._add_to_shard(item)
+            if isinstance(item, ShardWork):
+                self._send_shard(item.files)
             else:
                 self._send_range(item)
 
@@ -312,39 +347,36 @@ class Sender:
         if self.limit is not None:
             self.limit.take(num_bytes)
 
-    def _add_to_shard(self, item: Work) -> None:
-        entry = item.file.entry
-        try:
-            fd = self.open_file(item.path)
+    def _send_shard(self, files: list[Work]) -> None:
+        shard = bytearray()
+        content = count = 0
+        for item in files:
+            size = item.file.entry.size
             try:
-                data = os.read(fd, entry.size + 1)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self._abort(item.need_id, exc)
+                fd = self.open_file(item.path)
+                try:
+                    data = os.read(fd, size + 1)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._abort(item.need_id, exc)
+                continue
+            if len(data) != size:
+                self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
+                continue
+            shard += tarshard.member_header(item.shown, size, item.file.entry.mode,
+                                            item.file.entry.mtime_ns // 10**9)
+            shard += data
+            shard += tarshard.padding(size)
+            content += size
+            count += 1
+        if not count:
             return
-        if len(data) != entry.size:
-            self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
-            return
-        mtime_s = entry.mtime_ns // 10**9
-        self.shard += tarshard.member_header(item.shown, entry.size, entry.mode, mtime_s)
-        self.shard += data
-        self.shard += tarshard.padding(entry.size)
-        self.shard_files += 1
-        self.shard_content += entry.size
-        if len(self.shard) >= SHARD_BYTES or self.shard_files >= SHARD_FILES:
-            self._flush_shard()
-
-    def _flush_shard(self) -> None:
-        if not self.shard_files:
-            return
-        self.shard += tarshard.END_OF_ARCHIVE
-        self._pace(len(self.shard))
-        self.out.write(frames.encode_shard_header(len(self.shard)))
-        self.out.write(self.shard)
-        self.on_sent(len(self.shard), self.shard_content, self.shard_files)
-        self.shard = bytearray()
-        self.shard_files = self.shard_content = 0
+        shard += tarshard.END_OF_ARCHIVE
+        self._pace(len(shard))
+        self.out.write(frames.encode_shard_header(len(shard)))
+        self.out.write(shard)
+        self.on_sent(len(shard), content, count)
 
     def _send_range(self, item: Work) -> None:
         try:

@@ -34,7 +34,7 @@ from blit_core.errors import (
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
-from blit_core.net.tuning import INTERVAL_S, StreamGate, StreamTuner
+from blit_core.net.tuning import INTERVAL_S, Backlog, StreamGate, StreamTuner
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
 from blit_core.transfer.destination import Destination
@@ -59,7 +59,7 @@ from blit_core.wire.report import (
 PROTOCOL_VERSION = 1
 WINDOW = 8
 SUMMARY_PART_BYTES = 1 << 20  # itemized events and confirmations per summary part
-WORK_ITEMS = 4096  # queued files or ranges (descriptors, not data): a few batches' worth
+WORK_UNITS = 64  # queued shards or ranges (descriptors, not data): a few batches' worth
 FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 0.5  # the longest a control stream stays silent, so a --timeout of 2 s holds
 INBOX_FRAMES = 64
@@ -223,7 +223,7 @@ class Plane:
         self.tuner = StreamTuner(len(socks)) if tune and len(socks) > 1 else None
         self.gate = StreamGate(self.tuner.active if self.tuner else len(socks) or 1)
 
-    async def tune(self, work: queue.Queue) -> None:
+    async def tune(self, work: dataplane.WorkQueue) -> None:
         """Adjust the working streams each interval, until cancelled."""
         if self.tuner is None:
             return
@@ -232,12 +232,8 @@ class Plane:
             await asyncio.sleep(INTERVAL_S)
             sent, now = self.wire_bytes, time.monotonic()
             rate = (sent - before) / max(now - then, 1e-6)
-            self.gate.set_active(self.tuner.observe(rate, backlog=work.qsize() > 0))
+            self.gate.set_active(self.tuner.observe(rate, _backlog(work)))
             before, then = sent, now
-
-    def open_all(self) -> None:
-        """Every stream takes work again (each must see its STOP)."""
-        self.gate.set_active(max(1, len(self.socks)))
 
     @property
     def wire_bytes(self) -> int:
@@ -248,6 +244,12 @@ class Plane:
         if self.limit is not None:
             self.limit.stopped.set()
         dataplane.shutdown_all(self.socks)
+
+
+def _backlog(work: dataplane.WorkQueue) -> Backlog:
+    if work.ranges_waiting:
+        return Backlog.LARGE_FILES
+    return Backlog.SMALL_FILES if work.qsize() else Backlog.NONE
 
 
 class _Threads:
@@ -287,7 +289,7 @@ async def run_source(
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
-    work: queue.Queue = queue.Queue(maxsize=WORK_ITEMS)
+    work = dataplane.WorkQueue(maxsize=WORK_UNITS)
     cancelled = threading.Event()
 
     def deliver(batch: Batch) -> None:
@@ -357,6 +359,7 @@ async def run_source(
     tuning = asyncio.ensure_future(plane.tune(work))
     outstanding: dict[int, dict[int, SourceFile]] = {}
     window = asyncio.Semaphore(WINDOW)
+    packer = dataplane.WorkPacker(streams)
 
     manifest_sent = asyncio.Event()
     stopped = False
@@ -367,8 +370,8 @@ async def run_source(
         if not stopped and manifest_sent.is_set() and not outstanding:
             stopped = True
             tuning.cancel()
-            plane.open_all()
-            for _ in senders.threads:
+            plane.gate.close()
+            for _ in senders.threads:  # each working stream ends at one; the others at the gate
                 await put_work(dataplane.STOP)
 
     async def send_batches() -> None:
@@ -410,9 +413,12 @@ async def run_source(
                         raise ProtocolError(f"need for unknown file id {need_id}")
                     root = roots[file.root]
                     planned += file.entry.size
-                    for item in dataplane.plan_work(need_id, file, root.src_path(file.rel),
-                                                    root.display(file.rel), streams):
-                        await put_work(item)
+                    for unit in packer.add(need_id, file, root.src_path(file.rel),
+                                           root.display(file.rel)):
+                        await put_work(unit)
+                shard = packer.flush()
+                if shard.files:
+                    await put_work(shard)
                 del outstanding[frame.needs.batch]  # only now: maybe_stop must not run early
                 window.release()
                 if frame.needs.ids:
@@ -441,7 +447,7 @@ async def run_source(
         tuning.cancel()
         await chan.fail(exc)  # first, so the peer hears why before its streams close
         plane.shutdown()
-        plane.open_all()
+        plane.gate.close()
         _drain(work)
         for _ in senders.threads:
             work.put_nowait(dataplane.STOP)

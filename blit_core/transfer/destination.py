@@ -27,7 +27,7 @@ from blit_core.options import TransferOptions, Verb
 from blit_core.progress import TransferObserver
 from blit_core.transfer.jobs import CopyItem, JobResult, Progress, TransferRoot
 from blit_core.transfer.pipeline import LocalPipeline
-from blit_core.transfer.sink import DestDir, Incoming
+from blit_core.transfer.sink import Incoming
 from blit_core.transfer.worker import EntryPath, FatalTransferError, Worker
 from blit_core.wire import tarshard
 from blit_core.wire.manifest import DirEnd, DirStart, EntryRecord, RootRecord, read_records
@@ -185,30 +185,54 @@ class Destination(LocalPipeline):
             raise ProtocolError(f"range of {need.where.shown!r} beyond its size")
         if need.incoming is None and not self._open(need_id, need):
             return
-        assert need.incoming is not None
-        if data and not (self.options.sparse and _all_zero(data)):  # -S: leave a hole
-            try:
-                os.pwrite(need.incoming.fd, data, offset)
-            except OSError as exc:
-                self._give_up(need_id, exc)
-                return
+        if not self._write_at(need_id, need, offset, data):
+            return
         with self.lock:
             need.received += len(data)
             complete = need.received >= size
-            if self.options.want_progress and data:
-                self.observer.on_progress(len(data), 0)
+            self._count_progress(data)
         if complete:
             self._commit(need_id)
 
+    def _write_at(self, need_id: int, need: _Need, offset: int,
+                  data: bytes | memoryview) -> bool:
+        """Write into an opened need's file; False if that failed (the file is given up)."""
+        assert need.incoming is not None
+        if data:
+            try:
+                if self.options.sparse:
+                    _write_sparse(need.incoming.fd, data, offset)
+                else:
+                    os.pwrite(need.incoming.fd, data, offset)
+            except OSError as exc:
+                self._give_up(need_id, exc)
+                return False
+        return True
+
+    def _count_progress(self, data: bytes | memoryview) -> None:
+        if self.options.want_progress and data:
+            self.observer.on_progress(len(data), 0)
+
     def write_shard(self, shard: bytes | memoryview) -> None:
-        for path, data in tarshard.read_members(shard):
-            with self.lock:
+        """Commit the small files of a tar shard. The lock is held for the whole shard: one
+        thread applies it, instead of taking turns per file (and per system call) with the
+        other streams' threads for the lock and the GIL."""
+        with self.lock:
+            for path, data in tarshard.read_members(shard):
                 need_id = self.by_path.get(path)
-            if need_id is None:
-                raise ProtocolError(f"tar shard member {path!r} was not asked for")
-            if len(data) != self.needs[need_id].item.entry.size:
-                raise ProtocolError(f"tar shard member {path!r} has the wrong size")
-            self.write_range(need_id, 0, data)
+                if need_id is None:
+                    raise ProtocolError(f"tar shard member {path!r} was not asked for")
+                need = self.needs[need_id]
+                if len(data) != need.item.entry.size:
+                    raise ProtocolError(f"tar shard member {path!r} has the wrong size")
+                self._write_whole(need_id, need, data)
+
+    def _write_whole(self, need_id: int, need: _Need, data: memoryview) -> None:
+        """A small file's whole content, in one piece: open, write, commit (lock held)."""
+        if self._open(need_id, need) and self._write_at(need_id, need, 0, data):
+            need.received = len(data)
+            self._count_progress(data)
+            self._commit(need_id)
 
     def abort(self, need_id: int, reason: str) -> None:
         """The SOURCE could not send a file: it is a failure (vanished, if it said so)."""
@@ -257,7 +281,8 @@ class Destination(LocalPipeline):
                 dir_fd, name = self.local._place_of(need.where)
                 self.local.sink.commit_incoming(
                     need.incoming, dir_fd, name, need.item.entry,
-                    self.roots[need.where.root].dest_rel(need.where.rel), DestDir.of(dir_fd))
+                    self.roots[need.where.root].dest_rel(need.where.rel),
+                    self.local.dest_dir(dir_fd))
             except OSError as exc:
                 need.incoming = None  # closed (and removed) by commit_incoming
                 self._give_up(need_id, exc)
@@ -320,9 +345,21 @@ class Destination(LocalPipeline):
                 self.local.release_places()
 
 
-_ZEROS = bytes(1 << 20)
+SPARSE_BLOCK = 4096
+_ZEROS = bytes(SPARSE_BLOCK)
 
 
-def _all_zero(data: bytes | memoryview) -> bool:
-    """Whether a received chunk (at most RECV_BUFFER, a MiB) is all zero bytes."""
-    return len(data) <= len(_ZEROS) and _ZEROS.startswith(data)
+def _write_sparse(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """-S: write only the runs of blocks that hold a non-zero byte, wherever the chunks the
+    network delivered happen to start; the rest stays a hole (the commit sets the size)."""
+    view = memoryview(data)
+    run_start = None
+    for start in range(0, len(view), SPARSE_BLOCK):
+        zero = _ZEROS.startswith(view[start:start + SPARSE_BLOCK])
+        if zero and run_start is not None:
+            os.pwrite(fd, view[run_start:start], offset + run_start)
+            run_start = None
+        elif not zero and run_start is None:
+            run_start = start
+    if run_start is not None:
+        os.pwrite(fd, view[run_start:], offset + run_start)

@@ -115,6 +115,7 @@ class Worker:
         self._progress_files = 0
         self._file_bytes_reported = 0
         self._dir_fds: dict[tuple[int, str], int] = {}
+        self._dest_dirs: dict[int, DestDir] = {}  # of the descriptors in _dir_fds
         self._progress_due = time.monotonic() + PROGRESS_INTERVAL_S
 
     # -- entry point ---------------------------------------------------------------------
@@ -198,10 +199,19 @@ class Worker:
     def _dest_rel(self, where: EntryPath) -> str:
         return self.roots[where.root].dest_rel(where.rel)
 
+    def dest_dir(self, dir_fd: int) -> DestDir:
+        """What the sink needs to know about a destination directory open in _dir_fds, read
+        once while it stays open."""
+        dest = self._dest_dirs.get(dir_fd)
+        if dest is None:
+            dest = self._dest_dirs[dir_fd] = DestDir.of(dir_fd)
+        return dest
+
     def _close_dir_fds(self) -> None:
         for fd in self._dir_fds.values():
             os.close(fd)
         self._dir_fds.clear()
+        self._dest_dirs.clear()
 
     # -- reporting -----------------------------------------------------------------------
 

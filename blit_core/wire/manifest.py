@@ -27,7 +27,7 @@ from blit_core.models import FileEntry
 from blit_core.pathsafe import validate_wire_path
 
 K_ROOT, K_DIR, K_ENTRY, K_DIR_END, K_CONFIRM = range(1, 6)
-_STAT = struct.Struct(">IQqqIIIQQQ")
+_STAT_NAME = struct.Struct(">IQqqIIIQQQH")  # an entry's stat fields and its name's length
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -36,6 +36,7 @@ _ROOT = struct.Struct(">BIQ")
 _ENTRY = struct.Struct(">BQ")
 _CONFIRM_TAIL = struct.Struct(">Qq")
 _NO_TARGET = 0xFFFF
+_PLAIN_TAIL = _U16.pack(_NO_TARGET) + _U8.pack(0)  # no symlink target, no digest: most entries
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 MAX_TARGET_BYTES = 4095
@@ -112,17 +113,21 @@ class ManifestWriter:
         return data
 
     def _entry(self, entry: FileEntry, digest: bytes) -> None:
+        name = os.fsencode(entry.name)
         buf = self._buf
-        buf += _STAT.pack(
+        buf += _STAT_NAME.pack(
             entry.mode, entry.size, entry.mtime_ns, entry.atime_ns, entry.uid, entry.gid,
-            entry.nlink, entry.ino, entry.dev, entry.rdev,
+            entry.nlink, entry.ino, entry.dev, entry.rdev, len(name),
         )
-        self._bytes16(os.fsencode(entry.name))
-        if entry.target is None:
-            buf += _U16.pack(_NO_TARGET)
+        buf += name
+        if entry.target is None and not digest:
+            buf += _PLAIN_TAIL
         else:
-            self._bytes16(os.fsencode(entry.target))
-        buf += _U8.pack(len(digest)) + digest
+            if entry.target is None:
+                buf += _U16.pack(_NO_TARGET)
+            else:
+                self._bytes16(os.fsencode(entry.target))
+            buf += _U8.pack(len(digest)) + digest
         self.records += 1
 
     def _bytes16(self, data: bytes) -> None:
@@ -196,15 +201,20 @@ class _Reader:
 
     def entry(self, *, is_root: bool = False) -> tuple[FileEntry, bytes]:
         """An entry; a root's may have an empty name (the contents of SRC/)."""
-        mode, size, mtime, atime, uid, gid, nlink, ino, dev, rdev = self.unpack(_STAT)
-        name = os.fsdecode(self.raw(self.unpack(_U16)[0], MAX_NAME_BYTES, "name"))
+        mode, size, mtime, atime, uid, gid, nlink, ino, dev, rdev, name_len = self.unpack(
+            _STAT_NAME)
+        name = os.fsdecode(self.raw(name_len, MAX_NAME_BYTES, "name"))
         if (not name and not is_root) or name in (".", "..") or "/" in name or "\0" in name:
             raise UnsafePathError(f"unsafe entry name {name!r} in the manifest")
-        target_len = self.unpack(_U16)[0]
-        target = (
-            None if target_len == _NO_TARGET
-            else os.fsdecode(self.raw(target_len, MAX_TARGET_BYTES, "symlink target"))
-        )
-        digest = self.raw(self.u8(), MAX_DIGEST_BYTES, "digest")
+        if self.view[self.pos:self.pos + len(_PLAIN_TAIL)] == _PLAIN_TAIL:
+            self.pos += len(_PLAIN_TAIL)
+            target, digest = None, b""
+        else:
+            target_len = self.unpack(_U16)[0]
+            target = (
+                None if target_len == _NO_TARGET
+                else os.fsdecode(self.raw(target_len, MAX_TARGET_BYTES, "symlink target"))
+            )
+            digest = self.raw(self.u8(), MAX_DIGEST_BYTES, "digest")
         entry = FileEntry(name, mode, size, mtime, atime, uid, gid, nlink, ino, dev, rdev, target)
         return entry, digest

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
-from blit_core.net.tuning import REPROBE_INTERVALS, StreamGate, StreamTuner
+from blit_core.net.tuning import REPROBE_INTERVALS, Backlog, StreamGate, StreamTuner
 
 
 def run(tuner: StreamTuner, throughput: Callable[[int], float], intervals: int,
-        backlog: bool = True) -> list[int]:
+        backlog: Backlog = Backlog.LARGE_FILES) -> list[int]:
     seen = []
     for _ in range(intervals):
         seen.append(tuner.observe(throughput(tuner.active), backlog))
@@ -31,7 +32,17 @@ def test_never_leaves_one_to_limit() -> None:
 
 def test_no_backlog_means_no_new_streams() -> None:
     tuner = StreamTuner(limit=8, start=2)
-    assert run(tuner, lambda n: 100.0 * n, 5, backlog=False) == [2] * 5
+    assert run(tuner, lambda n: 100.0 * n, 5, backlog=Backlog.NONE) == [2] * 5
+
+
+def test_small_files_go_on_one_stream_and_large_ones_climb_afresh() -> None:
+    tuner = StreamTuner(limit=8)
+    assert tuner.active == 1
+    assert run(tuner, lambda n: 100.0 * n, 3) == [2, 3, 4]
+    # only shards wait: more streams would contend for the same two processes
+    assert run(tuner, lambda n: 100.0 * n, 3, backlog=Backlog.SMALL_FILES) == [1, 1, 1]
+    # ranges wait again: the climb starts at once from one stream, not after a settle period
+    assert run(tuner, lambda n: 100.0 * min(n, 2), 3) == [2, 3, 2]
 
 
 def test_reprobes_when_the_workload_changes() -> None:
@@ -50,3 +61,16 @@ def test_gate_lets_only_the_active_streams_work() -> None:
     gate.set_active(4)
     assert gate.may_work(3)
     gate.wait_turn(3)  # returns at once when allowed
+
+
+def test_a_closed_gate_ends_the_waiting_streams() -> None:
+    gate = StreamGate(1)
+    answers: list[bool] = []
+    waiter = threading.Thread(target=lambda: answers.append(gate.wait_turn(2)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # not its turn: it waits
+    gate.close()
+    waiter.join(5)
+    assert answers == [False]  # woken to end, not to take work
+    assert gate.wait_turn(0)  # a working stream still may

@@ -117,6 +117,26 @@ def test_force_grpc_carries_the_data(direction: str, daemon: Daemon, tmp_path: P
 
 
 @pytest.mark.parametrize("direction", ["push", "pull"])
+def test_small_files_travel_on_one_stream(direction: str, daemon: Daemon,
+                                          tmp_path: Path) -> None:
+    """With the stream count left to blit, shards of small files all go on one stream (a
+    second one only adds contention), and every file arrives intact."""
+    src, dst = sides(direction, daemon, tmp_path)
+    for index in range(3000):
+        path = src / f"d{index % 30}" / f"f{index}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(index % 5000))
+    result = transfer(direction, daemon, "copy", src, dst, "--json")
+    assert result.returncode == 0, result.stderr
+    assert_same_tree(src, dst)
+    streams = json.loads(result.stdout)["stream_bytes"]
+    content = sum(index % 5000 for index in range(3000))
+    assert len(streams) > 1  # several were granted
+    assert streams[0] > content, streams
+    assert all(count <= 1 for count in streams[1:]), streams  # at most their END record
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
 def test_large_file_goes_over_several_streams(direction: str, tmpfs, tmp_path: Path) -> None:
     """512 MiB (on tmpfs) in 64 MiB ranges over 4 streams: every stream carries some, the
     bytes arrive intact, and the wire counts are the file plus a little framing."""
