@@ -37,6 +37,7 @@ TXT_MAX = 255  # bytes in one TXT string, "key=value" included
 LABEL_MAX = 63  # bytes in a DNS label: the instance name
 RESOLVE_TIMEOUT_MS = 1000  # for a daemon whose records did not all come with its announcement
 READ_ONLY_SUFFIX = ":ro"
+NAME_CHECK_S = 0.5  # how long a daemon asks who holds its name before it announces
 # What zeroconf raises when it cannot open its sockets, probe, or accept a name.
 _FAILURES = (OSError, RuntimeError, ValueError, ZeroconfError)
 
@@ -135,6 +136,7 @@ class Advertiser:
         self.port = port
         self.where = ""  # where it announces, for the log: "127.0.0.1", "all interfaces (...)"
         self._zeroconf: AsyncZeroconf | None = None
+        self._interfaces: list[str] | InterfaceChoice = InterfaceChoice.All
         self._addresses: list[str] = []
         self._server = ""  # the host name its address records go under
         self._requested = ""  # the name asked for; the registered one may carry a suffix
@@ -142,24 +144,26 @@ class Advertiser:
 
     async def publish(self, name: str, modules: Sequence[ModuleInfo]) -> str:
         """Announce `name` with `modules`, or re-announce after a change; the instance name in
-        use. The first announcement probes the network (about 1.2 s) and, when another daemon
-        has the name, takes a free one (`NAME-2`, ...). Raises DiscoveryError, after which
-        nothing is announced."""
+        use. The first announcement asks who holds the name, then probes the network (about
+        1.7 s in all) and, when another daemon has the name, takes a free one (`NAME-2`, ...).
+        Raises DiscoveryError, after which nothing is announced."""
         if len(name.encode()) > LABEL_MAX:
             raise DiscoveryError(f"the name {name!r} is longer than {LABEL_MAX} bytes")
         try:
             return await self._publish(name, txt_properties(modules))
-        except _FAILURES as exc:
+        except (*_FAILURES, DiscoveryError) as exc:
             await self.close()
             raise DiscoveryError(str(exc) or type(exc).__name__) from None
 
     async def _publish(self, name: str, properties: dict[str, str]) -> str:
         if self._zeroconf is None:
-            interfaces, self._addresses = await _scope(self.bind)
-            self._server = _server_name(self._addresses, isinstance(interfaces, list))
-            self.where = (", ".join(interfaces) if isinstance(interfaces, list)
+            self._interfaces, self._addresses = await _scope(self.bind)
+            bound_to_one = isinstance(self._interfaces, list)
+            self._server = _server_name(self._addresses, bound_to_one)
+            self.where = (", ".join(self._interfaces) if bound_to_one
                           else f"all interfaces ({', '.join(self._addresses)})")
-            self._zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+            self._zeroconf = AsyncZeroconf(interfaces=self._interfaces,
+                                           ip_version=IPVersion.V4Only)
         if self._info is not None and name == self._requested:
             info = self._service(self._info.name, properties)
             await self._zeroconf.async_update_service(info)
@@ -167,11 +171,24 @@ class Advertiser:
             if self._info is not None:
                 await self._zeroconf.async_unregister_service(self._info)
                 self._info = None
-            info = self._service(f"{name}.{SERVICE_TYPE}", properties)
+            info = self._service(f"{await self._free_name(name)}.{SERVICE_TYPE}", properties)
             await self._zeroconf.async_register_service(info, allow_name_change=True)
             self._requested = name
         self._info = info
         return _instance(info.name)
+
+    async def _free_name(self, name: str) -> str:
+        """`name`, or the first of `NAME-2`, `NAME-3`, ... that no daemon answering a one-shot
+        query holds. zeroconf's probe alone finds a holder on another machine, but not one on
+        this machine once its announcements are over: the probe asks for answers to port 5353,
+        which the kernel may hand to another mDNS stack here (see async_browse)."""
+        scope = self._interfaces if isinstance(self._interfaces, list) else None
+        taken = {daemon.instance for daemon in await async_browse(NAME_CHECK_S, scope)}
+        candidate, number = name, 2
+        while candidate in taken:
+            candidate = _with_suffix(name, f"-{number}")
+            number += 1
+        return candidate
 
     def _service(self, full_name: str, properties: dict[str, str]) -> AsyncServiceInfo:
         return AsyncServiceInfo(SERVICE_TYPE, full_name, port=self.port, properties=properties,
@@ -196,8 +213,12 @@ def _server_name(addresses: Sequence[str], bound_to_one: bool) -> str:
     host = _short_host_name()
     if not bound_to_one:
         return f"{host}.local."
-    suffix = "-" + addresses[0].replace(".", "-")
-    return f"{host.encode()[:LABEL_MAX - len(suffix)].decode(errors='ignore')}{suffix}.local."
+    return f"{_with_suffix(host, '-' + addresses[0].replace('.', '-'))}.local."
+
+
+def _with_suffix(label: str, suffix: str) -> str:
+    """`label` + `suffix`, `label` cut so that the whole fits one DNS label."""
+    return label.encode()[:LABEL_MAX - len(suffix)].decode(errors="ignore") + suffix
 
 
 async def _scope(bind: str) -> tuple[list[str] | InterfaceChoice, list[str]]:
@@ -259,7 +280,13 @@ async def async_browse(wait_s: float, interfaces: Sequence[str] | None = None
 
     where = "all interfaces" if interfaces is None else ", ".join(interfaces)
     try:
-        running = AsyncZeroconf(interfaces=choice,
+        # One-shot queries from a port of its own (unicast=True): responders answer them at
+        # once, straight to that port. Asked from port 5353, the answers would be multicast,
+        # which a responder may not repeat within a second of its last (so a scan just after
+        # another, or after the daemon's announcement, heard nothing until its second question
+        # a second later), or sent to port 5353, which every mDNS stack on this machine
+        # shares, so that the kernel hands them to any one of those stacks.
+        running = AsyncZeroconf(interfaces=choice, unicast=True,
                                 ip_version=IPVersion.V4Only if interfaces is None else None)
     except _FAILURES as exc:
         raise DiscoveryError(f"cannot browse on {where}: {exc}") from None

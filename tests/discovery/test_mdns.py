@@ -28,6 +28,7 @@ from blit_daemon.child import ChildDaemon
 
 WAIT_S = "1.5"
 ANNOUNCE_TIMEOUT_S = 10.0
+ANNOUNCEMENTS_OVER_S = 3.0  # zeroconf's three announcements take under a second
 SUFFIX = os.getpid()  # names of their own, should another run share this loopback
 
 
@@ -99,6 +100,8 @@ class Fleet:
                                                  "--mdns-name", self.names["a"]))
         for daemon in (self.b, self.twin):
             announcements(daemon)
+        self.base = base
+        self.ready_at = time.monotonic()
 
     def _root(self, base: Path, key: str) -> tuple[str, ...]:
         (base / key).mkdir()
@@ -166,6 +169,21 @@ def test_a_taken_name_gets_a_free_one_which_the_daemon_logs(fleet: Fleet,
         " (modules: default)\n"]
     assert found[renamed]["port"] == fleet.twin.port
     assert found[fleet.names["a"]]["port"] == fleet.a.port
+
+
+def test_a_name_taken_long_ago_on_this_machine_is_found_taken(fleet: Fleet) -> None:
+    """`b` finished announcing seconds ago, so only an answer to a question tells a newcomer
+    that the name is in use (zeroconf's probe alone missed it: its answer goes to port 5353,
+    which the kernel may give to any daemon on this machine)."""
+    time.sleep(max(0.0, fleet.ready_at + ANNOUNCEMENTS_OVER_S - time.monotonic()))
+    late = ChildDaemon("--root", str(fleet.base / "b"), "--mdns-name", fleet.names["b"],
+                       mdns=True)
+    try:
+        assert announcements(late) == [
+            f"blit-daemon: mDNS: advertising {fleet.names['b']}-2 ({fleet.names['b']} is taken)"
+            " on 127.0.0.1 (modules: default)\n"]
+    finally:
+        late.stop()
 
 
 @pytest.mark.parametrize("key", ["silent", "quiet"])
