@@ -53,6 +53,12 @@ def open_beneath(root_fd: int, rel: str) -> int:
     return fd
 
 
+def open_listable(path_fd: int) -> int:
+    """A readable descriptor (one os.scandir can list) of the directory that the O_PATH
+    descriptor `path_fd` stands for; no path is resolved again. The caller closes both."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=path_fd)
+
+
 class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
                 ("resolve", ctypes.c_uint64))

@@ -12,9 +12,11 @@ import stat
 from blit_core.models import FileEntry, entry_from_stat
 
 
-def list_dir(path: str) -> list[os.DirEntry]:
-    """All entries of a directory, sorted by name. Raises OSError if it cannot be read."""
-    with os.scandir(path) as it:
+def list_dir(path: str, dir_fd: int | None = None) -> list[os.DirEntry]:
+    """All entries of a directory, sorted by name: the one at `path`, or the one open as
+    `dir_fd` (whose entries are then named relative to it, and which must stay open while
+    they are used). Raises OSError if it cannot be read."""
+    with os.scandir(path if dir_fd is None else dir_fd) as it:
         entries = list(it)
     entries.sort(key=_name)
     return entries
@@ -26,20 +28,24 @@ def list_dir_by_name(path: str) -> dict[str, os.DirEntry]:
         return {entry.name: entry for entry in it}
 
 
-def read_entry(dirent: os.DirEntry, lstat: os.stat_result, *, follow_links: bool) -> FileEntry:
-    """The compact record for one entry, given its lstat. With follow_links, symlinks are
-    resolved (FileNotFoundError when dangling). Raises OSError when the entry vanished."""
+def read_entry(dirent: os.DirEntry, lstat: os.stat_result, *, follow_links: bool,
+               dir_fd: int | None = None) -> FileEntry:
+    """The compact record for one entry of a list_dir listing (`dir_fd` as given there),
+    given its lstat. With follow_links, symlinks are resolved (FileNotFoundError when
+    dangling). Raises OSError when the entry vanished."""
     if not stat.S_ISLNK(lstat.st_mode):
         return entry_from_stat(dirent.name, lstat)
     if follow_links:
-        return entry_from_stat(dirent.name, os.stat(dirent.path))
-    return entry_from_stat(dirent.name, lstat, os.readlink(dirent.path))
+        return entry_from_stat(dirent.name, os.stat(dirent.path, dir_fd=dir_fd))
+    return entry_from_stat(dirent.name, lstat, os.readlink(dirent.path, dir_fd=dir_fd))
 
 
-def read_path(path: str, name: str, *, follow_links: bool) -> FileEntry:
-    """The compact record for a single path (a transfer root)."""
-    st = os.stat(path) if follow_links else os.lstat(path)
-    target = os.readlink(path) if not follow_links and os.path.islink(path) else None
+def read_path(path: str, name: str, *, follow_links: bool,
+              dir_fd: int | None = None) -> FileEntry:
+    """The compact record for a single path (a transfer root), relative to `dir_fd` if
+    given."""
+    st = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_links)
+    target = os.readlink(path, dir_fd=dir_fd) if stat.S_ISLNK(st.st_mode) else None
     return entry_from_stat(name, st, target)
 
 

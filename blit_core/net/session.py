@@ -284,8 +284,8 @@ async def run_source(
 ) -> TransferReport:
     """Serve as SOURCE; returns the merged report (the DESTINATION's, with the SOURCE's
     failures, warnings and removals). The DESTINATION's itemized events go to `observer`
-    as the summary's parts arrive. `jail` (a daemon's module): files are opened beneath it
-    without following any symlink."""
+    as the summary's parts arrive. `jail` (a daemon's module): directories are listed and
+    files opened beneath it without following any symlink."""
     loop = asyncio.get_running_loop()
     batches: queue.Queue = queue.Queue(maxsize=WINDOW)
     streams = max(1, len(plane.socks))
@@ -303,7 +303,7 @@ async def run_source(
 
     def scan() -> JobResult:
         try:
-            return scan_to_manifest(roots, options, verb, deliver)
+            return scan_to_manifest(roots, options, verb, deliver, jail=jail)
         finally:
             while not cancelled.is_set():  # nobody reads a session that ended
                 try:

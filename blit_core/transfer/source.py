@@ -133,10 +133,12 @@ class _ManifestPass:
 
 def scan_to_manifest(
     roots: Sequence[TransferRoot], options: TransferOptions, verb: Verb,
-    deliver: Callable[[Batch], None],
+    deliver: Callable[[Batch], None], *, jail: str | None = None,
 ) -> JobResult:
     """Walk every root depth-first, handing manifest batches to `deliver` as they fill (it
-    may block: that is the back-pressure). Returns the scan's failures and warnings."""
+    may block: that is the back-pressure). Returns the scan's failures and warnings. `jail`
+    (a daemon's module): every directory is listed through a descriptor reached from it
+    without following any symlink, even one swapped in during the scan."""
     merged = JobResult()
     stack: list[DirJob] = []
 
@@ -151,7 +153,7 @@ def scan_to_manifest(
         stack.extend(reversed(part.subdirs))
 
     output = ManifestOutput(roots, options, deliver)
-    worker = Worker(roots, options, verb, collect, manifest=output)
+    worker = Worker(roots, options, verb, collect, jail=jail, manifest=output)
     output.worker = worker
     worker.run([RootJob(index) for index in range(len(roots))])
     while stack and not merged.fatal:

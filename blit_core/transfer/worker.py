@@ -78,14 +78,16 @@ class Worker:
         """`remote_source`: the source is on the other side of a session (this worker is a
         remote transfer's DESTINATION): listings arrive through plan_listing, file copies are
         handed back as CopyJobs (needs) instead of run, and a move's sources are confirmed
-        in result.confirmed rather than removed. `jail`: every destination root must lie
-        beneath this directory (a daemon module), reached without following any symlink.
+        in result.confirmed rather than removed. `jail`: every root on this side (the
+        destination's, or with `manifest` the source's) lies beneath this directory (a daemon
+        module) and is reached, listed and read without following any symlink.
         `manifest`: this worker is a remote transfer's SOURCE: listings (and roots) are
         written there instead of being compared with a destination."""
         self.roots = roots
         self.manifest = manifest
         self.remote_source = remote_source
         self.jail = jail
+        self._jailed_source = jail is not None and manifest is not None
         self.source_digests: dict[tuple[int, str], bytes] = {}
         self.options = options
         self.verb = verb
@@ -176,9 +178,10 @@ class Worker:
         return fd, os.path.basename(root.dst.rstrip("/"))
 
     def _open_root(self, path: str) -> int:
-        """A destination root's descriptor: as named locally, or reached from the jail (a
-        daemon module) one component at a time without following symlinks. The module root's
-        own entry lives in the module's parent, a path from the daemon's config."""
+        """A root's (or a jailed source directory's) descriptor: as named locally, or reached
+        from the jail (a daemon module) one component at a time without following symlinks.
+        The module root's own entry lives in the module's parent, a path from the daemon's
+        config."""
         if self.jail is None or path == os.path.dirname(self.jail.rstrip("/")):
             return pathsafe.open_root(path)
         jail_fd = pathsafe.open_root(self.jail)
@@ -272,12 +275,31 @@ class Worker:
 
     def _run_dir(self, job: DirJob) -> None:
         root = self.roots[job.root]
+        path = root.src_path(job.rel)
+        dir_fd = None
         try:
-            listing = list_dir(root.src_path(job.rel))
+            if self._jailed_source:  # listed through a descriptor from the module's root
+                path_fd = self._open_root(path)
+                try:
+                    dir_fd = pathsafe.open_listable(path_fd)
+                finally:
+                    os.close(path_fd)
+            listing = list_dir(path, dir_fd)
         except OSError as exc:
+            if dir_fd is not None:
+                os.close(dir_fd)
             self.result.scan_incomplete = True
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
+        try:
+            self._compare_listing(job, listing, dir_fd)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+
+    def _compare_listing(self, job: DirJob, listing: list[os.DirEntry],
+                         dir_fd: int | None) -> None:
+        root = self.roots[job.root]
         dir_pass = self.open_dir_pass(job.root, job.rel, job.dst_exists)
         if dir_pass is None:
             return
@@ -314,7 +336,8 @@ class Worker:
                         if unchanged_names is not None:
                             unchanged_names.add(name)
                         continue
-                entry = read_entry(dirent, src_st, follow_links=self.options.copy_links)
+                entry = read_entry(dirent, src_st, follow_links=self.options.copy_links,
+                                   dir_fd=dir_fd)
             except OSError as exc:
                 self._scan_failure(root.display(rel_prefix + name), dirent, exc, dir_pass)
                 continue
@@ -674,7 +697,10 @@ class Worker:
         root = self.roots[job.root]
         follow = self.options.copy_links or root.is_dir
         try:
-            entry = read_path(root.src, root.prefix, follow_links=follow)
+            if self._jailed_source:
+                entry = self._read_jailed_root(root.src, root.prefix)
+            else:
+                entry = read_path(root.src, root.prefix, follow_links=follow)
         except OSError as exc:
             self.result.scan_incomplete = True
             self._fail(root.prefix or "./", exc, source_path=root.src)
@@ -685,6 +711,16 @@ class Worker:
                 self.result.subdirs.append(DirJob(job.root, "", True))
             return
         self.start_root(job.root, entry)
+
+    def _read_jailed_root(self, path: str, name: str) -> FileEntry:
+        """A source root in a daemon's module, read without following any symlink: the
+        session checked that none leads to it, and one swapped in since is sent as a link."""
+        path = path.rstrip("/")
+        dir_fd = self._open_root(os.path.dirname(path))
+        try:
+            return read_path(os.path.basename(path), name, follow_links=False, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def start_root(self, root_index: int, entry: FileEntry, digest: bytes = b"") -> None:
         """Compare a root's source entry with its destination and apply the difference."""

@@ -1,5 +1,6 @@
 """Destination directories are reached without following symlinks, and the sink's writes stay
-in the directory it opened even if that directory's path is swapped for a symlink."""
+in the directory it opened even if that directory's path is swapped for a symlink; a daemon's
+SOURCE scan lists its module's directories the same way."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 
 from blit_core import pathsafe
 from blit_core.models import entry_from_stat
-from blit_core.options import TransferOptions
+from blit_core.options import TransferOptions, Verb
+from blit_core.transfer.jobs import TransferRoot
 from blit_core.transfer.sink import DestDir, FsSink
+from blit_core.transfer.source import Batch, scan_to_manifest
 
 
 def test_open_beneath_walks_real_directories(tmp_path):
@@ -96,3 +99,42 @@ def test_open_file_beneath_follows_no_symlink(tmp_path, monkeypatch, openat2):
                 os.close(pathsafe.open_file_beneath(root_fd, rel, os.O_RDONLY))
     finally:
         os.close(root_fd)
+
+
+def _scan_with_swap(tmp_path, jail: str | None) -> tuple[bytes, list[str]]:
+    """Scan a module-like tree as a daemon's SOURCE, swapping its directory `0-sub` for a
+    symlink to a directory outside once the first manifest batch is out: after the root's
+    listing recorded it as a directory (it sorts first), before it is listed itself. Returns
+    the manifest's bytes and the failures."""
+    module, outside = tmp_path / "module", tmp_path / "outside"
+    (module / "0-sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret-name-outside").write_bytes(b"")
+    for number in range(4000):  # enough names for several 256 KiB batches
+        (module / f"{number:06d}-{'x' * 60}").write_bytes(b"")
+    sent: list[bytes] = []
+
+    def deliver(batch: Batch) -> None:
+        if not sent:
+            (module / "0-sub").rmdir()
+            (module / "0-sub").symlink_to(outside)
+        sent.append(batch.records)
+
+    roots = [TransferRoot(str(module), "/unused", "", True)]
+    result = scan_to_manifest(roots, TransferOptions(), Verb.COPY, deliver, jail=jail)
+    assert len(sent) > 1
+    return b"".join(sent), [failure.path for failure in result.failures]
+
+
+def test_a_daemon_source_never_lists_a_directory_swapped_for_a_symlink(tmp_path):
+    manifest, failures = _scan_with_swap(tmp_path, jail=str(tmp_path / "module"))
+    assert b"secret-name-outside" not in manifest
+    assert failures == ["0-sub/"]
+
+
+def test_a_local_source_lists_what_its_path_names(tmp_path):
+    """The same race without a jail: a local scan follows the path, as rsync does (this is
+    what makes the jailed test above a test of the jail)."""
+    manifest, failures = _scan_with_swap(tmp_path, jail=None)
+    assert b"secret-name-outside" in manifest
+    assert failures == []
