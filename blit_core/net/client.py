@@ -63,8 +63,6 @@ async def _transfer(
         ):
             raise UsageError("all sources of a pull must be on the same daemon and module")
         paths = [virtual_path(s) for s in sources]  # type: ignore[arg-type]
-    if options.hard_links:
-        raise BlitError("-H/--hard-links is not supported for remote transfers yet")
     address = remote.address(DEFAULT_PORT)
     async with grpc.aio.insecure_channel(address) as channel:
         call = pb_grpc.BlitStub(channel).Transfer()

@@ -8,6 +8,10 @@ resolves); their bytes arrive as ranges or tar shards, from several data-plane t
 each file is committed through the FsSink (temp file, metadata, rename) when its last byte is
 written. Deletions and directory attributes run only after every file is committed.
 
+With -H, the first member of each hard-link group to arrive is planned like any file, and the
+others are linked to it once every file is in (the local engine waits for the whole scan
+instead; a SOURCE forgets a batch's files once the batch is answered).
+
 All Worker and report state is guarded by one lock: the control plane plans batches while
 data-plane threads commit files."""
 
@@ -25,7 +29,7 @@ from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
 from blit_core.models import FileFailure, TransferReport
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import TransferObserver
-from blit_core.transfer.jobs import CopyItem, JobResult, Progress, TransferRoot
+from blit_core.transfer.jobs import CopyItem, HardLinkMember, JobResult, Progress, TransferRoot
 from blit_core.transfer.pipeline import LocalPipeline
 from blit_core.transfer.sink import Incoming
 from blit_core.transfer.worker import EntryPath, FatalTransferError, Worker
@@ -46,6 +50,16 @@ class _Need:
     item: CopyItem
     incoming: Incoming | None = None
     received: int = 0
+
+
+@dataclass
+class _LinkGroup:
+    """-H: the files of one source inode. The leader is planned like any file; `leads` once
+    its destination is there or on its way, else the next member to arrive leads instead."""
+
+    leader: HardLinkMember
+    leads: bool
+    followers: list[HardLinkMember]
 
 
 class Destination(LocalPipeline):
@@ -71,6 +85,8 @@ class Destination(LocalPipeline):
         self.confirmed: list[tuple[int, str, int, int]] = []
         self._new_needs: list[int] = []
         self._ids: dict[tuple[int, str], int] = {}
+        self._link_members: list[tuple[HardLinkMember, int]] = []  # (member, its id)
+        self.link_groups: dict[tuple[int, int], _LinkGroup] = {}
         self._dir_pass = None
         self._listing: list = []
         self.scanned = 0  # manifest entries received
@@ -114,6 +130,7 @@ class Destination(LocalPipeline):
                 if self._dir_pass is not None:
                     self._dir_pass.planner.hand_back()
                 worker.flush_result()
+                self._plan_link_members()
             except FatalTransferError as exc:
                 raise FileIOError(str(exc)) from None
             if len(worker._dir_fds) > MAX_OPEN_DIRS:
@@ -149,10 +166,31 @@ class Destination(LocalPipeline):
             self.local.plan_listing(self._dir_pass, self._listing)
         self._listing = []
 
+    def _plan_link_members(self) -> None:
+        """-H: lead each new group with its first member (a need if its content differs), or
+        keep a member to link to its group's leader in finish()."""
+        members, self._link_members = self._link_members, []
+        for member, entry_id in members:
+            key = (member.entry.dev, member.entry.ino)
+            group = self.link_groups.get(key)
+            if group is not None and group.leads:
+                group.followers.append(member)
+                continue
+            self._ids[(member.root, member.rel)] = entry_id
+            self.local.plan_member(member)
+            self.local.flush_result()  # its need, if any, is taken from _ids
+            self._ids.pop((member.root, member.rel), None)
+            leads = entry_id in self.needs or self.options.dry_run or self.local.dst_lstat(
+                EntryPath(member.root, member.rel, "")) is not None
+            self.link_groups[key] = _LinkGroup(member, leads, [])
+
     def _on_worker_message(self, message: JobResult | Progress) -> None:
         self._handle(message)
         if isinstance(message, JobResult):
             self.confirmed.extend(message.confirmed)
+            for member in message.hardlinks:
+                self._link_members.append((member, self._ids.pop((member.root, member.rel))))
+            self.hardlinks.clear()
         for job in self.frontier:
             self.pending_dirs[(job.root, job.rel)] = job.dst_exists
         self.frontier.clear()
@@ -338,6 +376,9 @@ class Destination(LocalPipeline):
             if self.needs:
                 missing = ", ".join(repr(n.where.shown) for n in list(self.needs.values())[:3])
                 raise ProtocolError(f"the SOURCE ended without sending {missing}")
+            for group in self.link_groups.values():
+                if group.followers:
+                    self.local.link_followers(group.leader, group.followers)
             self.local.flush_result()
             try:
                 return self._report(self.started)

@@ -78,7 +78,8 @@ class LocalPipeline:
             self._drain()
             if self.hardlinks and not self.fatal:
                 groups = self.hardlinks.values()
-                self.frontier.extend(HardLinkJob(members) for members in groups)
+                self.frontier.extend(HardLinkJob(sorted(members, key=_scan_order))
+                                     for members in groups)
                 self.hardlinks = {}
                 self._drain()
         except KeyboardInterrupt:
@@ -201,3 +202,11 @@ class LocalPipeline:
             if self.verb is Verb.MOVE:
                 finish.remove_emptied_sources(self.dir_attrs, self.roots)
         return skipped, suppressed_reason
+
+
+def _scan_order(member: HardLinkMember) -> tuple[int, list[str], str]:
+    """Where a hard-link member comes in a one-process scan (a directory's entries by name,
+    then its subdirectories the same way): the group's leader is its first member in that
+    order, whichever worker found it first, as in a remote transfer."""
+    head, _, name = member.rel.rpartition("/")
+    return member.root, head.split("/") if head else [], name

@@ -742,46 +742,79 @@ class Worker:
         """-H: transfer a group's first member like any file, then hard-link the others to it
         at the destination (their own content is the same inode at the source)."""
         leader, *followers = job.members
-        leader_root = self.roots[leader.root]
-        leader_dst = leader_root.dst_path(leader.rel)
-        rel_dir = os.path.dirname(leader.rel)
-        planner = _BatchPlanner(self, leader.root, rel_dir)
         failures_before = len(self.result.failures)
-        leader_where = EntryPath(leader.root, leader.rel, leader_root.display(leader.rel))
-        self._plan_file(leader_where, leader.entry, _lstat_or_none(leader_dst), planner)
-        planner.finish()
+        self.plan_member(leader)
         if len(self.result.failures) > failures_before:
             return
-        if not self.dry_run and not os.path.lexists(leader_dst):  # skipped by a policy option
-            for member in followers:
+        if not self.dry_run and self.dst_lstat(self._member_where(leader)) is None:
+            for member in followers:  # the leader was skipped by a policy option
                 self._link_group(HardLinkJob([member]))
             return
+        self.link_followers(leader, followers)
+
+    def plan_member(self, member: HardLinkMember) -> None:
+        """Plan a hard-link group's leader like any file (-H)."""
+        planner = _BatchPlanner(self, member.root, os.path.dirname(member.rel))
+        where = self._member_where(member)
+        try:
+            dst_st = self.dst_lstat(where)
+        except OSError as exc:
+            self._fail(where.shown, exc)
+            return
+        self._plan_file(where, member.entry, dst_st, planner)
+        planner.finish()
+
+    def link_followers(self, leader: HardLinkMember, followers: Sequence[HardLinkMember]) -> None:
+        """Hard-link each follower to the leader's committed destination (-H); one already
+        linked to it is unchanged. Without the leader there, each follower is a failure."""
+        leader_where = self._member_where(leader)
+        leader_st = None if self.dry_run else self.dst_lstat(leader_where)
         for member in followers:
-            root = self.roots[member.root]
-            shown = root.display(member.rel)
-            member_where = EntryPath(member.root, member.rel, shown)
-            dst_path = root.dst_path(member.rel)
-            dst_st = _lstat_or_none(dst_path)
+            member_where = self._member_where(member)
+            shown = member_where.shown
+            try:
+                dst_st = self.dst_lstat(member_where)
+            except OSError as exc:
+                self._fail(shown, exc)
+                continue
             self.result.stats.files_seen += 1
             if policy_skip(member.entry, dst_st, self.options):
                 self.result.stats.files_skipped += 1
                 continue
-            if dst_st is not None and not self.dry_run and os.path.samefile(dst_path, leader_dst):
+            if not self.dry_run and leader_st is None:
+                self.result.failures.append(FileFailure(
+                    shown, f"not linked: its hard-link leader {leader_where.shown!r} is missing"))
+                continue
+            if dst_st is not None and leader_st is not None and (
+                    (dst_st.st_dev, dst_st.st_ino) == (leader_st.st_dev, leader_st.st_ino)):
                 self.result.stats.files_unchanged += 1
                 self._remove_source(member_where, member.entry)
                 continue
-            self._event("hf" + NEW_ATTRS, f"{shown} => {leader_root.display(leader.rel)}")
+            self._event("hf" + NEW_ATTRS, f"{shown} => {leader_where.shown}")
             if not self.dry_run:
                 try:
                     self.sink.commit_hardlink(
                         self._place_of(leader_where), *self._place_of(member_where),
-                        dst_st.st_mode if dst_st else None, root.dest_rel(member.rel),
+                        dst_st.st_mode if dst_st else None,
+                        self.roots[member.root].dest_rel(member.rel),
                     )
                 except OSError as exc:
                     self._fail(shown, exc)
                     continue
             self.result.stats.hardlinks_created += 1
             self._remove_source(member_where, member.entry)
+
+    def _member_where(self, member: HardLinkMember) -> EntryPath:
+        return EntryPath(member.root, member.rel, self.roots[member.root].display(member.rel))
+
+    def dst_lstat(self, where: EntryPath) -> os.stat_result | None:
+        """An entry's destination, reached from its root without following symlinks; None if
+        it (or its directory) does not exist."""
+        try:
+            dir_fd, name = self._place_of(where)
+            return os.lstat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
 
     # -- move ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ them, several against rsync itself): the `local` parameter checks the reference 
 `push` and `pull` check the remote path conforms. Cases are tables; one test runs a whole
 table for one direction (one daemon per test, a few cases at a time, each in its own
 directories), collecting every mismatch before it fails, so a report names all the cases that
-differ. What is refused remotely (-H, --backup-dir on a push, -L on a pull) must be refused clearly:
+differ. What is refused remotely (--backup-dir on a push, -L on a pull) must be refused clearly:
 one line on stderr, a documented exit code, nothing written.
 
 The nasty tree (awkward names, links, modes, a 256 MiB sparse file, 10,000 small files) is
@@ -587,10 +587,9 @@ FEATURE_CASES: dict[str, Case] = {
         (">f..t...... sub/f",), flags=("--backup-dir", "bk")),
 }
 
-# (direction, flag) -> the exit code of the refusal. -H is refused by the client before it
-# connects; --backup-dir (push) and -L (pull) by the daemon in its answer to Hello.
-REFUSED = {("push", "-H"): 1, ("pull", "-H"): 1, ("push", "--backup-dir"): 5,
-           ("pull", "-L"): 5}
+# (direction, flag) -> the exit code of the refusal: --backup-dir (push) and -L (pull) are
+# refused by the daemon in its answer to Hello.
+REFUSED = {("push", "--backup-dir"): 5, ("pull", "-L"): 5}
 
 
 @pytest.mark.parametrize("flag", list(FEATURE_CASES))
@@ -622,6 +621,54 @@ def test_hard_links_copy_links_and_backup_dir_work_or_are_refused_clearly(
     assert after == before
     if case.dst is None:
         assert not dst_dir.exists()
+
+
+# -- -H in every direction: groups across directories, links already there, move ---------
+
+SHARED = F(b"shared")
+HARD_LINK_TABLE: list[Case] = [
+    Case("hard-links-already-linked-are-left-alone",
+         {"one": SHARED, "two": Hard("one")}, {"one": SHARED, "two": Hard("one")},
+         {"one": SHARED, "two": SHARED}, (), flags=("-H",),
+         hard_groups=frozenset({frozenset({"one", "two"})})),
+    Case("hard-links-replace-separate-copies",
+         {"one": SHARED, "two": Hard("one")}, {"one": SHARED, "two": SHARED},
+         {"one": SHARED, "two": SHARED}, ("hf+++++++++ two => one",), flags=("-H",),
+         hard_groups=frozenset({frozenset({"one", "two"})})),
+    Case("hard-links-two-groups-across-directories",
+         {"a": Dir(), "a/x": F(b"x"), "b": Dir(), "b/y": Hard("a/x"), "a/z": F(b"z"),
+          "c": Dir(), "c/v": Hard("a/z"), "c/w": Hard("a/z"), "lone": F(b"lone")}, None,
+         {"a": Dir(), "a/x": F(b"x"), "b": Dir(), "b/y": F(b"x"), "a/z": F(b"z"),
+          "c": Dir(), "c/v": F(b"z"), "c/w": F(b"z"), "lone": F(b"lone")},
+         ("cd+++++++++ ./", "cd+++++++++ a/", ">f+++++++++ a/x", ">f+++++++++ a/z",
+          "cd+++++++++ b/", "hf+++++++++ b/y => a/x", "cd+++++++++ c/",
+          "hf+++++++++ c/v => a/z", "hf+++++++++ c/w => a/z", ">f+++++++++ lone"),
+         flags=("-H",),
+         hard_groups=frozenset({frozenset({"a/x", "b/y"}), frozenset({"a/z", "c/v", "c/w"})})),
+    Case("hard-links-dry-run-writes-nothing",
+         {"one": SHARED, "two": Hard("one")}, None, {},
+         ("cd+++++++++ ./", ">f+++++++++ one", "hf+++++++++ two => one"),
+         flags=("-H", "-n")),
+    Case("hard-links-move-removes-every-member",
+         {"one": SHARED, "d": Dir(), "d/two": Hard("one")}, None,
+         {"one": SHARED, "d": Dir(), "d/two": SHARED},
+         ("cd+++++++++ ./", ">f+++++++++ one", "cd+++++++++ d/", "hf+++++++++ d/two => one"),
+         flags=("-H",), verb="move", src_after={},
+         hard_groups=frozenset({frozenset({"one", "d/two"})})),
+]
+
+
+def test_hard_link_table_agrees_in_every_direction(layout: Layout, tmp_path: Path) -> None:
+    def check(case: Case) -> list[str]:
+        problems = run_case(layout, case, tmp_path)
+        dst = layout.dst_base / case.name / "dst"
+        groups = hardlink_groups(dst) if dst.is_dir() else set()
+        if case.hard_groups is not None and groups != case.hard_groups:
+            problems.append(f"{case.name}: hard links {groups} != {case.hard_groups}")
+        return problems
+
+    problems = in_parallel(check, HARD_LINK_TABLE)
+    assert not problems, "\n".join(problems)
 
 
 # -- exit codes of requests that cannot start ----------------------------------------------

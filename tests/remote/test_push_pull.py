@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers.daemon import DIRECTIONS, Daemon, run, sides, transfer
-from helpers.treecheck import assert_same_tree, file_digest, find_temp_files
+from helpers.treecheck import assert_same_tree, file_digest, find_temp_files, hardlink_groups
 
 
 def make_tree(root: Path) -> None:
@@ -302,6 +302,38 @@ def test_directory_larger_than_a_manifest_batch(direction: str, daemon: Daemon,
     result = transfer(direction, daemon, "mirror", src, dst)
     assert result.returncode == 0, result.stderr
     assert_same_tree(src, dst)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_hard_link_groups_spanning_manifest_batches(direction: str, daemon: Daemon,
+                                                    tmp_path: Path) -> None:
+    """-H with each group's members manifest batches apart: the leader is asked for in its
+    own batch's answer, the others are linked once every file is in; a second run is a no-op
+    and a third, after a new member joins a group, only links that member (and sets its
+    directory's mtime)."""
+    src, dst = sides(direction, daemon, tmp_path)
+    (src / "wide").mkdir(parents=True)
+    (src / "zz").mkdir()
+    for i in range(4000):
+        (src / "wide" / f"file-with-a-longish-name-{i:05}").write_bytes(b"w%d" % i)
+    for i in (0, 1999, 3999):
+        leader = src / "wide" / f"file-with-a-longish-name-{i:05}"
+        os.link(leader, src / "zz" / f"after-{i}")
+        os.link(leader, src / f"top-{i}")
+    result = transfer(direction, daemon, "mirror", src, dst, "-H")
+    assert result.returncode == 0, result.stderr
+    assert_same_tree(src, dst)
+    groups = {frozenset({f"wide/file-with-a-longish-name-{i:05}", f"zz/after-{i}", f"top-{i}"})
+              for i in (0, 1999, 3999)}
+    assert hardlink_groups(dst) == groups
+    again = transfer(direction, daemon, "mirror", src, dst, "-H", "-i")
+    assert (again.returncode, again.stdout) == (0, ""), again.stderr
+    os.link(src / "top-1999", src / "zz" / "late")
+    third = transfer(direction, daemon, "mirror", src, dst, "-H", "-i")
+    assert third.returncode == 0, third.stderr
+    assert sorted(third.stdout.splitlines()) == [".d..t...... zz/",
+                                                 "hf+++++++++ zz/late => top-1999"]
+    assert (dst / "zz" / "late").stat().st_ino == (dst / "top-1999").stat().st_ino
 
 
 def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
