@@ -58,6 +58,7 @@ class _LinkGroup:
     its destination is there or on its way, else the next member to arrive leads instead."""
 
     leader: HardLinkMember
+    leader_id: int  # its need's id, if its content was asked for
     leads: bool
     followers: list[HardLinkMember]
 
@@ -182,7 +183,7 @@ class Destination(LocalPipeline):
             self._ids.pop((member.root, member.rel), None)
             leads = entry_id in self.needs or self.options.dry_run or self.local.dst_lstat(
                 EntryPath(member.root, member.rel, "")) is not None
-            self.link_groups[key] = _LinkGroup(member, leads, [])
+            self.link_groups[key] = _LinkGroup(member, entry_id, leads, [])
 
     def _on_worker_message(self, message: JobResult | Progress) -> None:
         self._handle(message)
@@ -279,6 +280,7 @@ class Destination(LocalPipeline):
             return
         with self.lock:
             self._drop(need_id, need)
+            self.given_up.add(need_id)
             vanished = reason.startswith("vanished")
             self._add_failures([FileFailure(need.where.shown, reason, vanished)])
 
@@ -378,7 +380,8 @@ class Destination(LocalPipeline):
                 raise ProtocolError(f"the SOURCE ended without sending {missing}")
             for group in self.link_groups.values():
                 if group.followers:
-                    self.local.link_followers(group.leader, group.followers)
+                    self.local.link_followers(group.leader, group.followers,
+                                              leader_failed=group.leader_id in self.given_up)
             self.local.flush_result()
             try:
                 return self._report(self.started)

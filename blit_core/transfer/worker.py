@@ -764,11 +764,13 @@ class Worker:
         self._plan_file(where, member.entry, dst_st, planner)
         planner.finish()
 
-    def link_followers(self, leader: HardLinkMember, followers: Sequence[HardLinkMember]) -> None:
+    def link_followers(self, leader: HardLinkMember, followers: Sequence[HardLinkMember],
+                       leader_failed: bool = False) -> None:
         """Hard-link each follower to the leader's committed destination (-H); one already
-        linked to it is unchanged. Without the leader there, each follower is a failure."""
+        linked to it is unchanged. If the leader failed or is not there, each follower is a
+        failure."""
         leader_where = self._member_where(leader)
-        leader_st = None if self.dry_run else self.dst_lstat(leader_where)
+        leader_st = None if self.dry_run or leader_failed else self.dst_lstat(leader_where)
         for member in followers:
             member_where = self._member_where(member)
             shown = member_where.shown
@@ -783,7 +785,7 @@ class Worker:
                 continue
             if not self.dry_run and leader_st is None:
                 self.result.failures.append(FileFailure(
-                    shown, f"not linked: its hard-link leader {leader_where.shown!r} is missing"))
+                    shown, f"not linked: its hard-link leader {leader_where.shown!r} failed"))
                 continue
             if dst_st is not None and leader_st is not None and (
                     (dst_st.st_dev, dst_st.st_ino) == (leader_st.st_dev, leader_st.st_ino)):

@@ -3,6 +3,7 @@ run local->local, push and pull, and their trees and exit codes must agree."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -334,6 +335,48 @@ def test_hard_link_groups_spanning_manifest_batches(direction: str, daemon: Daem
     assert sorted(third.stdout.splitlines()) == [".d..t...... zz/",
                                                  "hf+++++++++ zz/late => top-1999"]
     assert (dst / "zz" / "late").stat().st_ino == (dst / "top-1999").stat().st_ino
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+def set_immutable(path: Path, on: bool) -> None:
+    """chattr +i / -i: even root cannot create a file in an immutable directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        flags = bytearray(8)
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags)
+        value = int.from_bytes(flags, "little")
+        value = value | FS_IMMUTABLE_FL if on else value & ~FS_IMMUTABLE_FL
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, value.to_bytes(8, "little"))
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_hard_links_are_not_made_to_a_leader_that_failed(direction: str, daemon: Daemon,
+                                                         tmp_path: Path) -> None:
+    """-H: when the new content of a group's leader cannot be committed, its old destination
+    file stays, and the other members are failures, never links to that old content."""
+    src, dst = sides(direction, daemon, tmp_path)
+    for side in (src, dst):
+        (side / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    (src / "a" / "lead").write_bytes(b"new content")
+    os.link(src / "a" / "lead", src / "b" / "follow")
+    (dst / "a" / "lead").write_bytes(b"old")
+    try:
+        set_immutable(dst / "a", True)
+    except OSError as exc:
+        pytest.skip(f"no immutable directories on {tmp_path}: {exc}")
+    try:
+        result = transfer(direction, daemon, "copy", src, dst, "-H")
+    finally:
+        set_immutable(dst / "a", False)
+    assert result.returncode == 23, result.stderr
+    assert "b/follow" in result.stderr and "not linked" in result.stderr
+    assert (dst / "a" / "lead").read_bytes() == b"old"
+    assert not (dst / "b" / "follow").exists()
 
 
 def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
