@@ -22,9 +22,10 @@ def list_dir(path: str, dir_fd: int | None = None) -> list[os.DirEntry]:
     return entries
 
 
-def list_dir_by_name(path: str) -> dict[str, os.DirEntry]:
-    """A destination directory's entries by name, for comparison against a source listing."""
-    with os.scandir(path) as it:
+def list_dir_by_name(path: str, dir_fd: int | None = None) -> dict[str, os.DirEntry]:
+    """A destination directory's entries by name, for comparison against a source listing:
+    the one at `path`, or the one open as `dir_fd` (see list_dir)."""
+    with os.scandir(path if dir_fd is None else dir_fd) as it:
         return {entry.name: entry for entry in it}
 
 

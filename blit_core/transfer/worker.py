@@ -354,11 +354,30 @@ class Worker:
         if dst_exists:
             root = self.roots[root_index]
             try:
-                dst_listing = list_dir_by_name(root.dst_path(rel))
+                if self.jail is None:
+                    dst_listing = list_dir_by_name(root.dst_path(rel))
+                else:
+                    dst_listing = self._list_jailed_dir(root_index, rel)
             except OSError as exc:
                 self._fail(_dir_shown(root.display(rel)), exc)
                 return None
         return _DirPass(self, root_index, rel, dst_listing)
+
+    def _list_jailed_dir(self, root_index: int, rel: str) -> dict[str, os.DirEntry]:
+        """A destination directory in a daemon's module, listed through its descriptor (see
+        _dir_fd) and every entry lstat'ed at once: the results stay cached in the entries,
+        which outlive the listing's descriptor. Entries gone by then are left out."""
+        fd = pathsafe.open_listable(self._dir_fd(root_index, rel))
+        try:
+            listing = list_dir_by_name("", fd)
+            for name, dirent in list(listing.items()):
+                try:
+                    dirent.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    del listing[name]
+        finally:
+            os.close(fd)
+        return listing
 
     def plan_listing(self, dir_pass: _DirPass, entries: Sequence[tuple[FileEntry, bytes]]) -> None:
         """Compare entries of a listing that arrived from a remote SOURCE (already filtered
@@ -423,16 +442,16 @@ class Worker:
             is_dir = False
         return self._deselected(shown, is_dir)
 
-    def _holds_backups(self, dirent: os.DirEntry) -> bool:
+    def _holds_backups(self, name: str, path: str, is_dir: bool) -> bool:
         """Backups this transfer keeps are never extraneous: the --backup-dir and the
         directories leading to it, or, without one, names ending in the backup suffix."""
         if not self.options.backup:
             return False
         if self._backup_dir_real is None:
-            return dirent.name.endswith(self.options.effective_backup_suffix)
-        if not dirent.is_dir(follow_symlinks=False):
+            return name.endswith(self.options.effective_backup_suffix)
+        if not is_dir:
             return False
-        real = os.path.realpath(dirent.path)
+        real = os.path.realpath(path)
         return real == self._backup_dir_real or self._backup_dir_real.startswith(real + "/")
 
     def _deselected(self, shown: str, is_dir: bool) -> bool:
@@ -603,7 +622,7 @@ class Worker:
                 continue
             rel = os.path.join(rel_dir, name) if rel_dir else name
             is_dir = dirent.is_dir(follow_symlinks=False)
-            if self._holds_backups(dirent):
+            if self._holds_backups(name, root.dst_path(rel), is_dir):
                 continue
             protected = not self.options.delete_excluded and self._deselected(
                 root.display(rel), is_dir

@@ -1,6 +1,6 @@
 """Destination directories are reached without following symlinks, and the sink's writes stay
-in the directory it opened even if that directory's path is swapped for a symlink; a daemon's
-SOURCE scan lists its module's directories the same way."""
+in the directory it opened even if that directory's path is swapped for a symlink; a daemon
+lists its module's directories the same way, as SOURCE and as DESTINATION."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from blit_core.options import TransferOptions, Verb
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.transfer.sink import DestDir, FsSink
 from blit_core.transfer.source import Batch, scan_to_manifest
+from blit_core.transfer.worker import Worker
 
 
 def test_open_beneath_walks_real_directories(tmp_path):
@@ -138,3 +139,29 @@ def test_a_local_source_lists_what_its_path_names(tmp_path):
     manifest, failures = _scan_with_swap(tmp_path, jail=None)
     assert b"secret-name-outside" in manifest
     assert failures == []
+
+
+def test_a_daemon_destination_never_lists_a_directory_swapped_for_a_symlink(tmp_path):
+    """The DESTINATION lists a directory when the SOURCE's listing of it arrives; by then it
+    may be a symlink (swapped after its parent was compared). Listed through a descriptor
+    reached from the module root, it is reported unreadable; by path it would list outside."""
+    module, outside = tmp_path / "module", tmp_path / "outside"
+    (module / "dst").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret-name-outside").write_bytes(b"")
+    (module / "dst" / "d").symlink_to(outside)
+    roots = [TransferRoot("/unused", str(module / "dst"), "", True)]
+    parts: list = []
+    worker = Worker(roots, TransferOptions(), Verb.MIRROR, parts.append, remote_source=True,
+                    jail=str(module))
+    try:
+        assert worker.open_dir_pass(0, "d", True) is None
+        worker.flush_result()
+    finally:
+        worker.release_places()
+    failures = [failure for part in parts for failure in part.failures]
+    assert [failure.path for failure in failures] == ["d/"]
+    assert "secret-name-outside" not in repr(parts)
+    listing = worker.open_dir_pass(0, "", True)
+    assert listing is not None and sorted(listing.dst_listing) == ["d"]
+    worker.release_places()
