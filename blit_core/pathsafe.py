@@ -13,6 +13,7 @@ swapped in after the scan."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -27,9 +28,10 @@ def open_root(path: str) -> int:
     return os.open(path, _DIR_FLAGS)
 
 
-def open_beneath(root_fd: int, rel: str) -> int:
+def open_beneath(root_fd: int, rel: str, *, create: bool = False) -> int:
     """An O_PATH descriptor for the directory `rel` below root_fd, refusing any component that
-    is a symlink, '.', '..' or empty. The caller closes it."""
+    is a symlink, '.', '..' or empty; with `create`, missing directories are made on the way.
+    The caller closes it."""
     fd = os.dup(root_fd)
     if not rel:
         return fd
@@ -38,7 +40,7 @@ def open_beneath(root_fd: int, rel: str) -> int:
             if part in ("", ".", ".."):
                 raise OSError(errno.EINVAL, f"unsafe path component {part!r} in {rel!r}")
             try:
-                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                child = _open_dir(fd, part, create)
             except NotADirectoryError:
                 raise OSError(
                     errno.ENOTDIR,
@@ -57,6 +59,17 @@ def open_listable(path_fd: int) -> int:
     """A readable descriptor (one os.scandir can list) of the directory that the O_PATH
     descriptor `path_fd` stands for; no path is resolved again. The caller closes both."""
     return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=path_fd)
+
+
+def _open_dir(dir_fd: int, name: str, create: bool) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+        os.mkdir(name, dir_fd=dir_fd)
+    return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
 
 
 class _OpenHow(ctypes.Structure):

@@ -4,6 +4,7 @@ take the resolved roots, grant the data plane, and run the daemon's role of the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import stat
@@ -85,8 +86,6 @@ class BlitService(pb_grpc.BlitServicer):
         if daemon_is_source and verb is Verb.MOVE and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only; move would delete from it")
         options = options_from_wire(hello.options)
-        if options.backup_dir is not None and not daemon_is_source:
-            raise RemoteError("--backup-dir is not supported when pushing yet")
         if daemon_is_source and options.copy_links:
             raise RemoteError("-L/--copy-links is not supported when pulling yet")
         states = [_path_state(module, path) for path in hello.paths]
@@ -95,6 +94,8 @@ class BlitService(pb_grpc.BlitServicer):
             motd=self.config.motd, force_grpc_data=self.config.force_grpc_data)))
         wire_roots = (await chan.expect("roots")).roots
         roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
+        if options.backup_dir and not daemon_is_source:
+            options = dataclasses.replace(options, backup_dir=_backup_dir(module, wire_roots))
         if wire_roots.has_make_dir and not options.dry_run:  # only once every root is safe
             _make_dir(module, wire_roots.make_dir)
         logger.info("%s %s %s %s:%s", peer, verb.value, "pull" if daemon_is_source else "push",
@@ -154,6 +155,15 @@ def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) ->
     if daemon_is_source:
         return TransferRoot(path, root.dst, root.prefix, root.is_dir)
     return TransferRoot(root.src, path, root.prefix, root.is_dir)
+
+
+def _backup_dir(module: ModuleConfig, roots: pb.Roots) -> str:
+    """A push's --backup-dir: a plain path beneath the module's root (its directories are
+    made and reached without following symlinks when a backup is kept)."""
+    rel = pathsafe.validate_wire_path(roots.backup_dir)
+    if not rel:
+        raise UnsafePathError(f"--backup-dir must be a directory inside module {module.name!r}")
+    return os.path.join(module.path, rel)
 
 
 def _refuse_symlinks(module: ModuleConfig, rel: str, is_dir: bool) -> None:

@@ -43,6 +43,16 @@ def module_relative(path: str, module: str) -> str:
     return rel.lstrip("/")
 
 
+def _backup_dir_in_module(anchored: str, module: str, given: str) -> str:
+    """A push's --backup-dir (`anchored`: made relative to DST, as a /module/path), relative
+    to the module's root, which it must lie strictly beneath."""
+    prefix = f"/{module}/"
+    if not anchored.startswith(prefix):
+        raise UsageError(f"--backup-dir {given!r} is not inside module {module!r}: give it "
+                         f"relative to DST, or as /{module}/PATH")
+    return anchored[len(prefix):]
+
+
 async def _transfer(
     verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
     options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
@@ -128,12 +138,17 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
     states["/"] = (True, True)  # above the module: resolve_local only asks if it is a directory
+    backup_dir = ""  # a push's --backup-dir, relative to the module
     if push:
         local_sources = [str(s) for s in sources]
         probe = Probe(LOCAL_PROBE.source_mode, lambda p: states.get(p, (False, False)),
                       lambda p: states.get(p, (False, False))[1])
         roots, into_dir = resolve_local(local_sources, paths[0], copy_links=options.copy_links,
                                         probe=probe)
+        if options.backup_dir:
+            backup_dir = _backup_dir_in_module(
+                anchor_backup_dir(options, into_dir, paths[0]).backup_dir or "", remote.module,
+                options.backup_dir)
     else:
         def source_mode(path: str, follow: bool) -> int:
             exists, is_dir = states[path]
@@ -160,7 +175,7 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
             os.mkdir(into_dir)
     await chan.send(pb.Frame(roots=pb.Roots(
         roots=wire_roots, make_dir=module_relative(make_dir, remote.module) if push else "",
-        has_make_dir=bool(make_dir) and push)))
+        has_make_dir=bool(make_dir) and push, backup_dir=backup_dir)))
     grant = (await chan.expect("grant")).grant
     socks = []
     if grant.port:

@@ -16,9 +16,10 @@ import itertools
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from blit_core import pathsafe
 from blit_core.fastcopy import OnBytes, copy_file
 from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
@@ -64,10 +65,13 @@ def current_umask() -> int:
 class FsSink:
     """Writes entries into a local destination; one per process."""
 
-    def __init__(self, options: TransferOptions, *, replace_directories: bool) -> None:
+    def __init__(self, options: TransferOptions, *, replace_directories: bool,
+                 jail: str | None = None) -> None:
         """`replace_directories`: a non-empty directory that stands where a file must go is
-        removed (mirror); otherwise only an empty one is, as rsync does without --delete."""
+        removed (mirror); otherwise only an empty one is, as rsync does without --delete.
+        `jail`: the daemon module that holds the destination and the --backup-dir."""
         self.options = options
+        self.jail = jail
         self.replace_directories = replace_directories
         self.on_bytes: OnBytes = None  # set to hear about bytes as they are copied
         self.is_root = os.geteuid() == 0
@@ -343,13 +347,14 @@ class FsSink:
     def remove(self, dir_fd: int, name: str, rel: str, *, is_dir: bool) -> None:
         """Delete an entry (a whole tree for a directory), moving it to its backup when asked."""
         if self.options.backup:
-            target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
-            try:
-                os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                shutil.move(_fd_path(dir_fd, name), target)  # a backup dir on another device
+            with self._backup_target(dir_fd, name, rel) as (target_fd, target):
+                try:
+                    os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    # a backup dir on another device
+                    shutil.move(_fd_path(dir_fd, name), _fd_path(target_fd, target))
         elif is_dir:
             shutil.rmtree(name, dir_fd=dir_fd)
         else:
@@ -360,42 +365,64 @@ class FsSink:
 
         It is hard-linked to its backup name where possible, so the original stays in place
         until the caller's rename replaces it atomically."""
-        target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
-        try:
-            os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd,
-                    follow_symlinks=False)
-        except OSError:
+        with self._backup_target(dir_fd, name, rel) as (target_fd, target):
+            try:
+                os.link(name, target, src_dir_fd=dir_fd, dst_dir_fd=target_fd,
+                        follow_symlinks=False)
+            except OSError:
+                shutil.copy2(_fd_path(dir_fd, name), _fd_path(target_fd, target),
+                             follow_symlinks=False)
+
+    def _copy_to_backup(self, dir_fd: int, name: str, rel: str) -> None:
+        with self._backup_target(dir_fd, name, rel) as (target_fd, target):
             shutil.copy2(_fd_path(dir_fd, name), _fd_path(target_fd, target),
                          follow_symlinks=False)
 
-    def _copy_to_backup(self, dir_fd: int, name: str, rel: str) -> None:
-        target_fd, target = self._prepare_backup_target(dir_fd, name, rel)
-        shutil.copy2(_fd_path(dir_fd, name), _fd_path(target_fd, target), follow_symlinks=False)
-
-    def _prepare_backup_target(self, dir_fd: int, name: str, rel: str) -> tuple[int | None, str]:
-        """Where the backup of `name` goes, as (directory fd or None for a path, name or path):
-        NAME+suffix beside it, or the same relative path under --backup-dir (created as
-        needed). An older backup there is removed first."""
-        suffix = self.options.effective_backup_suffix
-        if self.options.backup_dir:
-            target_fd, target = None, os.path.join(self.options.backup_dir, rel + suffix)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+    @contextlib.contextmanager
+    def _backup_target(self, dir_fd: int, name: str, rel: str) -> Iterator[tuple[int, str]]:
+        """Where the backup of `name` goes, as (directory descriptor, name): NAME+suffix
+        beside it, or the same relative path under --backup-dir, whose directories are made
+        as needed and reached without following symlinks (from the jail, in a daemon's
+        module). An older backup there is removed first."""
+        target = name + self.options.effective_backup_suffix
+        if not self.options.backup_dir:
+            _clear(dir_fd, target)
+            yield dir_fd, target
+            return
+        head, _, target = (rel + self.options.effective_backup_suffix).rpartition("/")
+        if self.jail is None:
+            os.makedirs(self.options.backup_dir, exist_ok=True)
+            base_fd = pathsafe.open_root(self.options.backup_dir)
         else:
-            target_fd, target = dir_fd, name + suffix
+            base_fd = pathsafe.open_root(self.jail)
+            below = os.path.relpath(self.options.backup_dir, self.jail)
+            head = below if not head else f"{below}/{head}"
         try:
-            old = os.lstat(target, dir_fd=target_fd)
-        except FileNotFoundError:
-            return target_fd, target
-        if stat.S_ISDIR(old.st_mode):
-            shutil.rmtree(target, dir_fd=target_fd)
-        else:
-            os.unlink(target, dir_fd=target_fd)
-        return target_fd, target
+            target_fd = pathsafe.open_beneath(base_fd, head, create=True)
+        finally:
+            os.close(base_fd)
+        try:
+            _clear(target_fd, target)
+            yield target_fd, target
+        finally:
+            os.close(target_fd)
 
 
-def _fd_path(dir_fd: int | None, name: str) -> str:
+def _clear(dir_fd: int, name: str) -> None:
+    """Remove whatever is at `name` (a whole tree for a directory)."""
+    try:
+        old = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(old.st_mode):
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def _fd_path(dir_fd: int, name: str) -> str:
     """A path naming (dir_fd, name), for the few library calls that only take paths."""
-    return name if dir_fd is None else f"/proc/self/fd/{dir_fd}/{name}"
+    return f"/proc/self/fd/{dir_fd}/{name}"
 
 
 def _unlink_quietly(dir_fd: int, name: str) -> None:

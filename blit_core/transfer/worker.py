@@ -92,7 +92,7 @@ class Worker:
         self.options = options
         self.verb = verb
         self.emit = emit
-        self.sink = FsSink(options, replace_directories=verb is Verb.MIRROR)
+        self.sink = FsSink(options, replace_directories=verb is Verb.MIRROR, jail=jail)
         if options.want_progress:
             self.sink.on_bytes = self._count_bytes
         self.filters = options.filters

@@ -7,7 +7,7 @@ them, several against rsync itself): the `local` parameter checks the reference 
 `push` and `pull` check the remote path conforms. Cases are tables; one test runs a whole
 table for one direction (one daemon per test, a few cases at a time, each in its own
 directories), collecting every mismatch before it fails, so a report names all the cases that
-differ. What is refused remotely (--backup-dir on a push, -L on a pull) must be refused clearly:
+differ. What is refused remotely (-L on a pull) must be refused clearly:
 one line on stderr, a documented exit code, nothing written.
 
 The nasty tree (awkward names, links, modes, a 256 MiB sparse file, 10,000 small files) is
@@ -587,9 +587,9 @@ FEATURE_CASES: dict[str, Case] = {
         (">f..t...... sub/f",), flags=("--backup-dir", "bk")),
 }
 
-# (direction, flag) -> the exit code of the refusal: --backup-dir (push) and -L (pull) are
-# refused by the daemon in its answer to Hello.
-REFUSED = {("push", "--backup-dir"): 5, ("pull", "-L"): 5}
+# (direction, flag) -> the exit code of the refusal: -L (pull) is refused by the daemon in its
+# answer to Hello.
+REFUSED = {("pull", "-L"): 5}
 
 
 @pytest.mark.parametrize("flag", list(FEATURE_CASES))

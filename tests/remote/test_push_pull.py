@@ -379,6 +379,54 @@ def test_hard_links_are_not_made_to_a_leader_that_failed(direction: str, daemon:
     assert not (dst / "b" / "follow").exists()
 
 
+def test_push_backup_dir_beside_dst_keeps_what_mirror_replaces_and_deletes(
+        daemon: Daemon, tmp_path: Path) -> None:
+    """--backup-dir ../bk is relative to DST, as in rsync: the daemon keeps replaced and
+    deleted files there, in the module, with their paths; one inside DST is never deleted as
+    extraneous."""
+    src, dst = tmp_path / "src", daemon.root / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_bytes(b"new")
+    (dst / "sub").mkdir(parents=True)
+    (dst / "sub" / "f").write_bytes(b"old")
+    (dst / "gone").write_bytes(b"deleted by mirror")
+    result = transfer("push", daemon, "mirror", src, dst, "--backup-dir", "../bk")
+    assert result.returncode == 0, result.stderr
+    assert (dst / "sub" / "f").read_bytes() == b"new" and not (dst / "gone").exists()
+    assert (daemon.root / "bk" / "sub" / "f").read_bytes() == b"old"
+    assert (daemon.root / "bk" / "gone").read_bytes() == b"deleted by mirror"
+    (src / "sub" / "f").write_bytes(b"newer")
+    result = transfer("push", daemon, "mirror", src, dst, "--backup-dir", "inside")
+    assert result.returncode == 0, result.stderr
+    assert (dst / "inside" / "sub" / "f").read_bytes() == b"new"
+    assert (dst / "sub" / "f").read_bytes() == b"newer"
+
+
+def test_push_backup_dir_never_leaves_the_module(daemon: Daemon, tmp_path: Path) -> None:
+    """A --backup-dir outside the module is refused before anything changes; one reached
+    through a symlink inside the module is never followed: the file it would have kept fails
+    (exit 23) and stays as it was, and nothing is written outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    src, dst = tmp_path / "src", daemon.root / "dst"
+    src.mkdir()
+    (src / "f").write_bytes(b"new")
+    dst.mkdir()
+    (dst / "f").write_bytes(b"old")
+    for given in (str(outside), "../../escape"):
+        result = transfer("push", daemon, "copy", src, dst, "--backup-dir", given)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("blit: error: --backup-dir") and "module" in result.stderr
+        assert (dst / "f").read_bytes() == b"old"
+    (daemon.root / "bk").symlink_to(outside)
+    result = transfer("push", daemon, "copy", src, dst, "--backup-dir", "../bk")
+    assert result.returncode == 23, result.stderr
+    assert "f" in result.stderr
+    assert (dst / "f").read_bytes() == b"old"
+    assert list(outside.iterdir()) == []
+    assert find_temp_files(dst) == []
+
+
 def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
     """`host:/module/` names the module root itself: push a file and a tree into it, pull it
     back whole (the root's parent, above the module, is never asked of the daemon)."""

@@ -114,14 +114,16 @@ class Root(_message.Message):
     def __init__(self, src: _Optional[str] = ..., dst: _Optional[str] = ..., prefix: _Optional[str] = ..., is_dir: _Optional[bool] = ...) -> None: ...
 
 class Roots(_message.Message):
-    __slots__ = ("roots", "make_dir", "has_make_dir")
+    __slots__ = ("roots", "make_dir", "has_make_dir", "backup_dir")
     ROOTS_FIELD_NUMBER: _ClassVar[int]
     MAKE_DIR_FIELD_NUMBER: _ClassVar[int]
     HAS_MAKE_DIR_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_DIR_FIELD_NUMBER: _ClassVar[int]
     roots: _containers.RepeatedCompositeFieldContainer[Root]
     make_dir: str
     has_make_dir: bool
-    def __init__(self, roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., make_dir: _Optional[str] = ..., has_make_dir: _Optional[bool] = ...) -> None: ...
+    backup_dir: str
+    def __init__(self, roots: _Optional[_Iterable[_Union[Root, _Mapping]]] = ..., make_dir: _Optional[str] = ..., has_make_dir: _Optional[bool] = ..., backup_dir: _Optional[str] = ...) -> None: ...
 
 class Manifest(_message.Message):
     __slots__ = ("batch", "entries")
