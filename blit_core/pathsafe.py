@@ -86,8 +86,8 @@ _libc.syscall.restype = ctypes.c_long
 _BENEATH = _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS
 
 
-def _openat2(dir_fd: int, rel: str, flags: int) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, _BENEATH)
+def _openat2(dir_fd: int, rel: str, flags: int, resolve: int = _BENEATH) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
     fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(rel), ctypes.byref(how),
                        ctypes.sizeof(how))
     if fd < 0:
@@ -111,13 +111,31 @@ def _probe_openat2() -> bool:
 _have_openat2: bool | None = None  # probed on first use
 
 
-def open_file_beneath(root_fd: int, rel: str, flags: int) -> int:
-    """A descriptor for the file `rel` below root_fd, opened without following any symlink
-    (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: one system call; else a component walk)."""
+def can_follow_beneath() -> bool:
+    """Whether open_following_beneath works here (it needs openat2)."""
     global _have_openat2
     if _have_openat2 is None:
         _have_openat2 = _probe_openat2()
-    if _have_openat2:
+    return _have_openat2
+
+
+def open_following_beneath(root_fd: int, rel: str, flags: int) -> int:
+    """A descriptor for `rel` below root_fd, following symlinks only while they stay below it
+    (openat2 RESOLVE_BENEATH). A link that leads out, or is absolute, fails with EXDEV, named
+    as such. Only where can_follow_beneath()."""
+    try:
+        return _openat2(root_fd, rel, flags, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        raise OSError(errno.EXDEV, "a symlink on the way leads out of the module (or is "
+                      "absolute): -L follows only links that stay inside it", rel) from None
+
+
+def open_file_beneath(root_fd: int, rel: str, flags: int) -> int:
+    """A descriptor for the file `rel` below root_fd, opened without following any symlink
+    (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: one system call; else a component walk)."""
+    if can_follow_beneath():
         return _openat2(root_fd, rel, flags)
     head, _, name = rel.rpartition("/")
     dir_fd = open_beneath(root_fd, head)

@@ -86,8 +86,9 @@ class BlitService(pb_grpc.BlitServicer):
         if daemon_is_source and verb is Verb.MOVE and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only; move would delete from it")
         options = options_from_wire(hello.options)
-        if daemon_is_source and options.copy_links:
-            raise RemoteError("-L/--copy-links is not supported when pulling yet")
+        if daemon_is_source and options.copy_links and not pathsafe.can_follow_beneath():
+            raise RemoteError("-L/--copy-links when pulling needs openat2 (Linux 5.6 or "
+                              "later) on the daemon's machine")
         states = [_path_state(module, path) for path in hello.paths]
         await chan.send(pb.Frame(welcome=pb.Welcome(
             protocol=PROTOCOL_VERSION, server_version=__version__, paths=states,

@@ -165,11 +165,14 @@ def scan_to_manifest(
 class SourceAccess:
     """How a SOURCE reaches its files after the scan: by path (a symlink named last is
     followed only with -L), or, in a daemon's module (`jail`), beneath it without following
-    any symlink at all, even one swapped in after the scan. Files open non-blocking and must
+    any symlink at all, even one swapped in after the scan (with -L, only those that stay
+    inside the module). Files open non-blocking and must
     still be regular (a FIFO swapped in would block a reader forever)."""
 
     def __init__(self, options: TransferOptions, jail: str | None) -> None:
         self.flags = os.O_RDONLY | os.O_NONBLOCK | (0 if options.copy_links else os.O_NOFOLLOW)
+        self.open_beneath = (pathsafe.open_following_beneath if options.copy_links
+                             else pathsafe.open_file_beneath)
         self.root_fd = None if jail is None else pathsafe.open_root(jail)
         self.prefix = "" if jail is None else jail.rstrip("/") + "/"
 
@@ -177,8 +180,7 @@ class SourceAccess:
         if self.root_fd is None:
             fd = os.open(path, self.flags)
         else:
-            fd = pathsafe.open_file_beneath(self.root_fd, self._rel(path),
-                                            os.O_RDONLY | os.O_NONBLOCK)
+            fd = self.open_beneath(self.root_fd, self._rel(path), os.O_RDONLY | os.O_NONBLOCK)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise OSError(errno.EINVAL, "no longer a regular file", path)

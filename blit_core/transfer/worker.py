@@ -17,7 +17,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, NamedTuple
 
 from blit_core import hashing, pathsafe
-from blit_core.models import FileEntry, FileFailure, ItemEvent
+from blit_core.models import FileEntry, FileFailure, ItemEvent, entry_from_stat
 from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.plan.compare import (
     NEW_ATTRS,
@@ -279,7 +279,7 @@ class Worker:
         dir_fd = None
         try:
             if self._jailed_source:  # listed through a descriptor from the module's root
-                path_fd = self._open_root(path)
+                path_fd = self._open_in_jail(path)
                 try:
                     dir_fd = pathsafe.open_listable(path_fd)
                 finally:
@@ -311,6 +311,7 @@ class Worker:
         hard_links = self.options.hard_links
         unchanged_names = dir_pass.names_to_keep()
         unchanged = unchanged_bytes = 0
+        follow_in_jail = self._jailed_source and self.options.copy_links
         for dirent in listing:
             name = dirent.name
             if filtering and self._excluded(root.display(rel_prefix + name), dirent):
@@ -336,8 +337,11 @@ class Worker:
                         if unchanged_names is not None:
                             unchanged_names.add(name)
                         continue
-                entry = read_entry(dirent, src_st, follow_links=self.options.copy_links,
-                                   dir_fd=dir_fd)
+                if follow_in_jail and stat.S_ISLNK(src_st.st_mode):
+                    entry = self._followed_in_jail(name, root.src_path(rel_prefix + name))
+                else:
+                    entry = read_entry(dirent, src_st, follow_links=self.options.copy_links,
+                                       dir_fd=dir_fd)
             except OSError as exc:
                 self._scan_failure(root.display(rel_prefix + name), dirent, exc, dir_pass)
                 continue
@@ -732,14 +736,43 @@ class Worker:
         self.start_root(job.root, entry)
 
     def _read_jailed_root(self, path: str, name: str) -> FileEntry:
-        """A source root in a daemon's module, read without following any symlink: the
-        session checked that none leads to it, and one swapped in since is sent as a link."""
+        """A source root in a daemon's module, read without following any symlink (the
+        session checked that none leads to it, and one swapped in since is sent as a link),
+        or with -L following those that stay inside the module."""
         path = path.rstrip("/")
+        if self.options.copy_links:
+            return self._followed_in_jail(name, path)
         dir_fd = self._open_root(os.path.dirname(path))
         try:
             return read_path(os.path.basename(path), name, follow_links=False, dir_fd=dir_fd)
         finally:
             os.close(dir_fd)
+
+    def _open_in_jail(self, path: str) -> int:
+        """An O_PATH descriptor of a source directory in the daemon's module, reached from the
+        module's root: with -L following the symlinks that stay inside it, else none."""
+        if not self.options.copy_links:
+            return self._open_root(path)
+        jail_fd = pathsafe.open_root(self.jail)
+        try:
+            rel = os.path.relpath(path, self.jail)
+            return pathsafe.open_following_beneath(jail_fd, rel, os.O_PATH | os.O_DIRECTORY)
+        finally:
+            os.close(jail_fd)
+
+    def _followed_in_jail(self, name: str, path: str) -> FileEntry:
+        """-L in a daemon's module: the record of what `path` leads to, following only
+        symlinks that stay inside the module."""
+        jail_fd = pathsafe.open_root(self.jail)
+        try:
+            fd = pathsafe.open_following_beneath(jail_fd, os.path.relpath(path, self.jail),
+                                                 os.O_PATH)
+        finally:
+            os.close(jail_fd)
+        try:
+            return entry_from_stat(name, os.fstat(fd))
+        finally:
+            os.close(fd)
 
     def start_root(self, root_index: int, entry: FileEntry, digest: bytes = b"") -> None:
         """Compare a root's source entry with its destination and apply the difference."""

@@ -3,18 +3,27 @@ run local->local, push and pull, and their trees and exit codes must agree."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 from helpers.daemon import DIRECTIONS, Daemon, run, sides, transfer
 from helpers.treecheck import assert_same_tree, file_digest, find_temp_files, hardlink_groups
+
+from blit_core import pathsafe
+from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_daemon.config import DaemonConfig, ModuleConfig
+from blit_daemon.service import BlitService
 
 
 def make_tree(root: Path) -> None:
@@ -425,6 +434,70 @@ def test_push_backup_dir_never_leaves_the_module(daemon: Daemon, tmp_path: Path)
     assert (dst / "f").read_bytes() == b"old"
     assert list(outside.iterdir()) == []
     assert find_temp_files(dst) == []
+
+
+def test_pull_with_L_follows_only_links_that_stay_in_the_module(daemon: Daemon,
+                                                                 tmp_path: Path) -> None:
+    """-L on a pull follows a symlink to a file or a directory elsewhere in the module (even
+    through `..`), but one that leads out, or is absolute, is a failure (exit 23): neither
+    its content nor its listing leaves the daemon."""
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret").write_bytes(b"outside the module")
+    (outside / "dir" / "hidden-name").write_bytes(b"")
+    other = daemon.root / "other"
+    other.mkdir()
+    (other / "shared").write_bytes(b"shared inside")
+    src = daemon.root / "src"
+    src.mkdir()
+    (src / "to-file").symlink_to("../other/shared")
+    (src / "to-dir").symlink_to("../other")
+    (src / "out-relative").symlink_to(os.path.relpath(outside / "secret", src))
+    (src / "out-absolute").symlink_to(outside / "secret")
+    (src / "out-dir").symlink_to(outside / "dir")
+    dst = tmp_path / "dst"
+    result = transfer("pull", daemon, "copy", src, dst, "-L")
+    assert result.returncode == 23, result.stderr
+    for name in ("out-relative", "out-absolute", "out-dir"):
+        assert name in result.stderr and "leads out of the module" in result.stderr
+    assert (dst / "to-file").read_bytes() == b"shared inside"
+    assert (dst / "to-dir" / "shared").read_bytes() == b"shared inside"
+    assert sorted(p.name for p in dst.iterdir()) == ["to-dir", "to-file"]
+    assert "hidden-name" not in result.stdout + result.stderr
+
+
+def test_pull_with_L_is_refused_clearly_where_openat2_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without openat2 the daemon cannot follow links only inside its module, so it refuses a
+    pull with -L in one line. The Transfer service is served in-process (real gRPC on
+    127.0.0.1) so that the kernel's answer can be replaced; the client is the real CLI."""
+    monkeypatch.setattr(pathsafe, "_have_openat2", False)
+    (tmp_path / "module" / "src").mkdir(parents=True)
+    (tmp_path / "module" / "src" / "f").write_bytes(b"x")
+    ready: queue.Queue[int] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        config = DaemonConfig(modules=(ModuleConfig("default", str(tmp_path / "module")),))
+        pb_grpc.add_BlitServicer_to_server(BlitService(config), server)
+        ready.put(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        await asyncio.to_thread(stop.wait)
+        await server.stop(None)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    try:
+        port = ready.get(timeout=10)
+        result = run("copy", "-L", f"127.0.0.1:{port}:/default/src/", str(tmp_path / "dst"))
+    finally:
+        stop.set()
+        thread.join()
+    assert result.returncode == 5, result.stderr
+    assert result.stderr == ("blit: error: -L/--copy-links when pulling needs openat2 (Linux 5.6"
+                             " or later) on the daemon's machine\n")
+    assert not (tmp_path / "dst").exists()
 
 
 def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
