@@ -11,13 +11,18 @@ CHUNK = 1 << 20
 
 def file_digest(path: str) -> bytes:
     """xxh3-128 of a file's content, read in 1 MiB chunks (xxhash releases the GIL)."""
-    hasher = xxhash.xxh3_128()
     fd = os.open(path, os.O_RDONLY)
     try:
-        while chunk := os.read(fd, CHUNK):
-            hasher.update(chunk)
+        return fd_digest(fd)
     finally:
         os.close(fd)
+
+
+def fd_digest(fd: int) -> bytes:
+    """xxh3-128 of what an open file holds from its current offset on."""
+    hasher = xxhash.xxh3_128()
+    while chunk := os.read(fd, CHUNK):
+        hasher.update(chunk)
     return hasher.digest()
 
 

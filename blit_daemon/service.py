@@ -89,12 +89,13 @@ class BlitService(pb_grpc.BlitServicer):
         if daemon_is_source and options.copy_links and not pathsafe.can_follow_beneath():
             raise RemoteError("-L/--copy-links when pulling needs openat2 (Linux 5.6 or "
                               "later) on the daemon's machine")
-        states = [_path_state(module, path) for path in hello.paths]
+        follow = daemon_is_source and options.copy_links  # -L: links inside the module only
+        states = [_path_state(module, path, follow) for path in hello.paths]
         await chan.send(pb.Frame(welcome=pb.Welcome(
             protocol=PROTOCOL_VERSION, server_version=__version__, paths=states,
             motd=self.config.motd, force_grpc_data=self.config.force_grpc_data)))
         wire_roots = (await chan.expect("roots")).roots
-        roots = [_daemon_root(module, r, daemon_is_source) for r in wire_roots.roots]
+        roots = [_daemon_root(module, r, daemon_is_source, follow) for r in wire_roots.roots]
         if options.backup_dir and not daemon_is_source:
             options = dataclasses.replace(options, backup_dir=_backup_dir(module, wire_roots))
         if wire_roots.has_make_dir and not options.dry_run:  # only once every root is safe
@@ -130,12 +131,21 @@ async def _refuse(chan: Channel, error: Exception) -> None:
     await chan.linger(LINGER_S)
 
 
-def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
+def _path_state(module: ModuleConfig, virtual: str, follow: bool) -> pb.PathState:
     """Whether a module path exists and is a directory, reached without following any
-    symlink (one that leaves the module is reported as not a directory)."""
+    symlink (one that leaves the module is reported as not a directory), or with `follow`
+    (-L on a pull) following those that stay inside the module."""
     rel = module_relative(module, virtual.rstrip("/") or "/")
     try:
-        dir_fd, name = open_parent(module, rel)
+        if follow:
+            root_fd = pathsafe.open_root(module.path)
+            try:
+                fd = pathsafe.open_following_beneath(root_fd, rel or ".", os.O_PATH)
+            finally:
+                os.close(root_fd)
+            dir_fd, name = fd, ""
+        else:
+            dir_fd, name = open_parent(module, rel)
         try:
             st = os.lstat(name, dir_fd=dir_fd) if name else os.fstat(dir_fd)
         finally:
@@ -145,13 +155,17 @@ def _path_state(module: ModuleConfig, virtual: str) -> pb.PathState:
     return pb.PathState(exists=True, is_dir=stat.S_ISDIR(st.st_mode))
 
 
-def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool) -> TransferRoot:
+def _daemon_root(module: ModuleConfig, root: pb.Root, daemon_is_source: bool,
+                 follow: bool) -> TransferRoot:
+    """`follow` (-L on a pull): the SOURCE reads everything following only the symlinks that
+    stay inside the module, so a root may be reached through one."""
     rel = pathsafe.validate_wire_path(root.src if daemon_is_source else root.dst)
     pathsafe.validate_wire_path(root.prefix)
     if not rel and not daemon_is_source and not root.is_dir:
         raise UnsafePathError(f"only a directory can be copied onto the root of module "
                               f"{module.name!r}, never a file or a link in its place")
-    _refuse_symlinks(module, rel, root.is_dir)
+    if not follow:
+        _refuse_symlinks(module, rel, root.is_dir)
     path = os.path.join(module.path, rel) if rel else module.path
     if daemon_is_source:
         return TransferRoot(path, root.dst, root.prefix, root.is_dir)

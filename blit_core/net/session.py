@@ -301,9 +301,11 @@ async def run_source(
                 continue
         raise ConnectionLost("session ended")
 
+    sources = SourceAccess(options, jail)
+
     def scan() -> JobResult:
         try:
-            return scan_to_manifest(roots, options, verb, deliver, jail=jail)
+            return scan_to_manifest(roots, options, verb, deliver, sources)
         finally:
             while not cancelled.is_set():  # nobody reads a session that ended
                 try:
@@ -320,7 +322,6 @@ async def run_source(
 
         return on_sent
 
-    sources = SourceAccess(options, jail)
     senders = _Threads(chan)
     if plane.socks:
         for stream, sock in enumerate(plane.socks):

@@ -48,9 +48,11 @@ class ManifestOutput:
 
     def __init__(
         self, roots: Sequence[TransferRoot], options: TransferOptions,
-        deliver: Callable[[Batch], None],
+        deliver: Callable[[Batch], None], open_file: Callable[[str], int],
     ) -> None:
+        """`open_file`: how a file is opened to compute its digest (under --checksum)."""
         self.roots = roots
+        self.open_file = open_file
         self.deliver = deliver
         self.writer = ManifestWriter()
         self.files: dict[int, SourceFile] = {}
@@ -80,9 +82,15 @@ class ManifestOutput:
         if not self.checksum or not stat.S_ISREG(entry.mode):
             return b""
         try:
-            return hashing.file_digest(self.roots[root_index].src_path(rel))
+            fd = self.open_file(self.roots[root_index].src_path(rel))
         except OSError:
             return b""  # it vanished or is unreadable: reported when it is sent
+        try:
+            return hashing.fd_digest(fd)
+        except OSError:
+            return b""
+        finally:
+            os.close(fd)
 
     def _maybe_flush(self) -> None:
         if len(self.writer) >= BATCH_BYTES:
@@ -133,12 +141,13 @@ class _ManifestPass:
 
 def scan_to_manifest(
     roots: Sequence[TransferRoot], options: TransferOptions, verb: Verb,
-    deliver: Callable[[Batch], None], *, jail: str | None = None,
+    deliver: Callable[[Batch], None], access: SourceAccess,
 ) -> JobResult:
     """Walk every root depth-first, handing manifest batches to `deliver` as they fill (it
-    may block: that is the back-pressure). Returns the scan's failures and warnings. `jail`
-    (a daemon's module): every directory is listed through a descriptor reached from it
-    without following any symlink, even one swapped in during the scan."""
+    may block: that is the back-pressure). Returns the scan's failures and warnings. Files
+    are read (for --checksum digests) through `access`; in its jail (a daemon's module)
+    every directory is listed through a descriptor reached from the jail without following
+    any symlink, even one swapped in during the scan."""
     merged = JobResult()
     stack: list[DirJob] = []
 
@@ -152,8 +161,8 @@ def scan_to_manifest(
             merged.fatal = part.fatal
         stack.extend(reversed(part.subdirs))
 
-    output = ManifestOutput(roots, options, deliver)
-    worker = Worker(roots, options, verb, collect, jail=jail, manifest=output)
+    output = ManifestOutput(roots, options, deliver, access.open)
+    worker = Worker(roots, options, verb, collect, jail=access.jail, manifest=output)
     output.worker = worker
     worker.run([RootJob(index) for index in range(len(roots))])
     while stack and not merged.fatal:
@@ -173,6 +182,7 @@ class SourceAccess:
         self.flags = os.O_RDONLY | os.O_NONBLOCK | (0 if options.copy_links else os.O_NOFOLLOW)
         self.open_beneath = (pathsafe.open_following_beneath if options.copy_links
                              else pathsafe.open_file_beneath)
+        self.jail = jail
         self.root_fd = None if jail is None else pathsafe.open_root(jail)
         self.prefix = "" if jail is None else jail.rstrip("/") + "/"
 

@@ -7,6 +7,7 @@ copy batches, deletions and held-back hard links to the pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -53,6 +54,7 @@ PART_RECORDS = 2048
 PROGRESS_INTERVAL_S = 0.2
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 NEW_FILE_CODE = ">f" + NEW_ATTRS
+_READ_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a --checksum read
 
 logger = logging.getLogger(__name__)
 
@@ -739,7 +741,13 @@ class Worker:
         """A source root in a daemon's module, read without following any symlink (the
         session checked that none leads to it, and one swapped in since is sent as a link),
         or with -L following those that stay inside the module."""
-        path = path.rstrip("/")
+        path = os.path.normpath(path)
+        if path == os.path.normpath(self.jail):  # the module's root, a path from the config
+            fd = pathsafe.open_root(path)
+            try:
+                return entry_from_stat(name, os.fstat(fd))
+            finally:
+                os.close(fd)
         if self.options.copy_links:
             return self._followed_in_jail(name, path)
         dir_fd = self._open_root(os.path.dirname(path))
@@ -798,7 +806,7 @@ class Worker:
         self.plan_member(leader)
         if len(self.result.failures) > failures_before:
             return
-        if not self.dry_run and self.dst_lstat(self._member_where(leader)) is None:
+        if not self.dry_run and not self.dst_present(self._member_where(leader)):
             for member in followers:  # the leader was skipped by a policy option
                 self._link_group(HardLinkJob([member]))
             return
@@ -822,9 +830,14 @@ class Worker:
         linked to it is unchanged. If the leader failed or is not there, each follower is a
         failure."""
         leader_where = self._member_where(leader)
-        leader_st = None if self.dry_run or leader_failed else self.dst_lstat(leader_where)
+        leader_st = None
+        if not self.dry_run and not leader_failed:
+            with contextlib.suppress(OSError):  # unreachable: as if missing
+                leader_st = self.dst_lstat(leader_where)
         for member in followers:
             member_where = self._member_where(member)
+            if self.remote_source:  # a follower's content is its leader's: never compared
+                self.source_digests.pop((member.root, member.rel), None)
             shown = member_where.shown
             try:
                 dst_st = self.dst_lstat(member_where)
@@ -870,6 +883,13 @@ class Worker:
         except FileNotFoundError:
             return None
 
+    def dst_present(self, where: EntryPath) -> bool:
+        """Whether an entry's destination can be seen (an error counts as absent)."""
+        try:
+            return self.dst_lstat(where) is not None
+        except OSError:
+            return False
+
     # -- move ----------------------------------------------------------------------------
 
     def _same_content(self, where: EntryPath) -> bool:
@@ -880,8 +900,24 @@ class Worker:
         if self.remote_source:  # a move verifies again after the commit: kept until then
             key = (where.root, where.rel)
             digest = (self.source_digests.get if self.move else self.source_digests.pop)(key, None)
-            return digest is not None and hashing.file_digest(dst_path) == digest
+            return digest is not None and self._dst_digest(where) == digest
         return hashing.same_content(root.src_path(where.rel), dst_path)
+
+    def _dst_digest(self, where: EntryPath) -> bytes | None:
+        """The digest of a regular file at the destination, opened from its directory's
+        descriptor without following a symlink or blocking on a FIFO; None if it is not
+        one, or cannot be read."""
+        try:
+            dir_fd, name = self._place_of(where)
+            fd = os.open(name, _READ_NOFOLLOW, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            return hashing.fd_digest(fd) if S_ISREG(os.fstat(fd).st_mode) else None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def _remove_source(self, where: EntryPath, entry: FileEntry) -> None:
         """For move: delete the source once its destination is committed and verified (same

@@ -9,12 +9,12 @@ import os
 
 import pytest
 
-from blit_core import pathsafe
+from blit_core import hashing, pathsafe
 from blit_core.models import entry_from_stat
-from blit_core.options import TransferOptions, Verb
+from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.transfer.sink import DestDir, FsSink
-from blit_core.transfer.source import Batch, scan_to_manifest
+from blit_core.transfer.source import Batch, SourceAccess, scan_to_manifest
 from blit_core.transfer.worker import Worker
 
 
@@ -122,7 +122,11 @@ def _scan_with_swap(tmp_path, jail: str | None) -> tuple[bytes, list[str]]:
         sent.append(batch.records)
 
     roots = [TransferRoot(str(module), "/unused", "", True)]
-    result = scan_to_manifest(roots, TransferOptions(), Verb.COPY, deliver, jail=jail)
+    access = SourceAccess(TransferOptions(), jail)
+    try:
+        result = scan_to_manifest(roots, TransferOptions(), Verb.COPY, deliver, access)
+    finally:
+        access.close()
     assert len(sent) > 1
     return b"".join(sent), [failure.path for failure in result.failures]
 
@@ -165,3 +169,35 @@ def test_a_daemon_destination_never_lists_a_directory_swapped_for_a_symlink(tmp_
     listing = worker.open_dir_pass(0, "", True)
     assert listing is not None and sorted(listing.dst_listing) == ["d"]
     worker.release_places()
+
+
+def test_a_daemon_source_never_hashes_a_file_through_a_swapped_directory(tmp_path):
+    """-c: a daemon's SOURCE reads each file for its digest beneath the module, following no
+    symlink: once `sub` becomes a link to a directory outside holding the same names, no
+    digest of the outside content reaches the manifest (by path it would)."""
+    module, outside = tmp_path / "module", tmp_path / "outside"
+    (module / "sub").mkdir(parents=True)
+    outside.mkdir()
+    for number in range(4000):  # several 256 KiB manifest batches
+        name = f"{number:06d}-{'x' * 60}"
+        (module / "sub" / name).write_bytes(b"inside")
+        (outside / name).write_bytes(b"secret outside")
+    sent: list[bytes] = []
+
+    def deliver(batch: Batch) -> None:
+        if not sent:
+            (module / "sub").rename(tmp_path / "moved-away")
+            (module / "sub").symlink_to(outside)
+        sent.append(batch.records)
+
+    options = TransferOptions(compare=CompareMode.CHECKSUM)
+    access = SourceAccess(options, str(module))
+    try:
+        scan_to_manifest([TransferRoot(str(module), "/unused", "", True)], options, Verb.COPY,
+                         deliver, access)
+    finally:
+        access.close()
+    manifest = b"".join(sent)
+    assert len(sent) > 1
+    assert hashing.file_digest(str(tmp_path / "moved-away" / name)) in manifest
+    assert hashing.file_digest(str(outside / name)) not in manifest

@@ -464,6 +464,17 @@ def test_pull_with_L_follows_only_links_that_stay_in_the_module(daemon: Daemon,
     assert (dst / "to-dir" / "shared").read_bytes() == b"shared inside"
     assert sorted(p.name for p in dst.iterdir()) == ["to-dir", "to-file"]
     assert "hidden-name" not in result.stdout + result.stderr
+    # a root that is itself such a link is followed too, with or without a trailing slash
+    for spelled, into, copied in (("src/to-dir/", "contents", "contents"),
+                                  ("src/to-dir", "named", "named/to-dir")):
+        result = run("copy", "-L", daemon.endpoint(spelled), f"{tmp_path / into}/")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / copied / "shared").read_bytes() == b"shared inside"
+    result = run("copy", "-L", daemon.endpoint("src/out-dir/"), f"{tmp_path / 'leak'}/")
+    assert result.returncode == 3, result.stderr
+    assert result.stderr == ("blit: error: source 'default/src/out-dir/' does not exist on "
+                             "the daemon\n")
+    assert not (tmp_path / "leak").exists()
 
 
 def test_pull_with_L_is_refused_clearly_where_openat2_is_missing(
@@ -498,6 +509,20 @@ def test_pull_with_L_is_refused_clearly_where_openat2_is_missing(
     assert result.stderr == ("blit: error: -L/--copy-links when pulling needs openat2 (Linux 5.6"
                              " or later) on the daemon's machine\n")
     assert not (tmp_path / "dst").exists()
+
+
+def test_a_module_at_the_filesystem_root_can_be_pulled(tmp_path: Path) -> None:
+    """A daemon exporting `/`: the module root's own entry is read from its descriptor (every
+    name is excluded, so nothing below it is read)."""
+    daemon = Daemon(Path("/"))
+    try:
+        for flags in ((), ("-L",)):
+            dst = tmp_path / f"dst{len(flags)}"
+            result = run("copy", "-i", *flags, "--exclude", "*", daemon.endpoint(""), f"{dst}/")
+            assert (result.returncode, result.stdout) == (0, "cd+++++++++ ./\n"), result.stderr
+            assert dst.is_dir() and list(dst.iterdir()) == []
+    finally:
+        daemon.stop()
 
 
 def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
