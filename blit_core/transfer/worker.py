@@ -314,9 +314,10 @@ class Worker:
         unchanged_names = dir_pass.names_to_keep()
         unchanged = unchanged_bytes = 0
         follow_in_jail = self._jailed_source and self.options.copy_links
+        dir_path = root.src_path(job.rel)
         for dirent in listing:
             name = dirent.name
-            if filtering and self._excluded(root.display(rel_prefix + name), dirent):
+            if filtering and self._excluded(root.display(rel_prefix + name), dirent, dir_path):
                 continue
             dst_dirent = dst_listing.get(name)
             try:
@@ -340,7 +341,7 @@ class Worker:
                             unchanged_names.add(name)
                         continue
                 if follow_in_jail and stat.S_ISLNK(src_st.st_mode):
-                    entry = self._followed_in_jail(name, root.src_path(rel_prefix + name))
+                    entry = self._followed_in_jail(name, f"{dir_path}/{name}")
                 else:
                     entry = read_entry(dirent, src_st, follow_links=self.options.copy_links,
                                        dir_fd=dir_fd)
@@ -441,9 +442,15 @@ class Worker:
             return
         self._fail(shown, exc, source_path=dirent.path)
 
-    def _excluded(self, shown: str, dirent: os.DirEntry) -> bool:
+    def _excluded(self, shown: str, dirent: os.DirEntry, dir_path: str) -> bool:
+        """Whether a listed entry (of the source directory at `dir_path`) is left out; with
+        -L, by what a symlink leads to (in a daemon's module, only inside it)."""
         try:
-            is_dir = dirent.is_dir(follow_symlinks=self.options.copy_links)
+            if self._jailed_source and self.options.copy_links and dirent.is_symlink():
+                target = self._followed_in_jail(dirent.name, f"{dir_path}/{dirent.name}")
+                is_dir = stat.S_ISDIR(target.mode)
+            else:
+                is_dir = dirent.is_dir(follow_symlinks=self.options.copy_links)
         except OSError:
             is_dir = False
         return self._deselected(shown, is_dir)

@@ -477,6 +477,27 @@ def test_pull_with_L_follows_only_links_that_stay_in_the_module(daemon: Daemon,
     assert not (tmp_path / "leak").exists()
 
 
+def test_pull_with_L_filters_by_what_links_inside_the_module_lead_to(
+        daemon: Daemon, tmp_path: Path) -> None:
+    """-L with a directory-only exclude: a link to a directory inside the module is matched as
+    a directory; one that leads out is not followed even to learn that it is a directory, so
+    it is not matched, and fails as it would unfiltered."""
+    (tmp_path / "outside").mkdir()
+    (daemon.root / "inside").mkdir()
+    (daemon.root / "inside" / "f").write_bytes(b"in")
+    src = daemon.root / "src-filtered"
+    src.mkdir()
+    (src / "skip-in").symlink_to("../inside")
+    (src / "skip-out").symlink_to(tmp_path / "outside")
+    (src / "kept").write_bytes(b"kept")
+    dst = tmp_path / "dst"
+    result = run("copy", "-L", "--exclude", "skip-*/", daemon.endpoint("src-filtered/"), f"{dst}/")
+    assert result.returncode == 23, result.stderr
+    assert "skip-out" in result.stderr and "leads out of the module" in result.stderr
+    assert "skip-in" not in result.stderr
+    assert sorted(p.name for p in dst.iterdir()) == ["kept"]
+
+
 def test_pull_with_L_is_refused_clearly_where_openat2_is_missing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without openat2 the daemon cannot follow links only inside its module, so it refuses a
