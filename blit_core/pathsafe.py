@@ -132,6 +132,15 @@ def open_following_beneath(root_fd: int, rel: str, flags: int) -> int:
                       "absolute): -L follows only links that stay inside it", rel) from None
 
 
+def open_following_in(root: str, rel: str, flags: int) -> int:
+    """open_following_beneath from the directory at `root` (a daemon's module)."""
+    root_fd = open_root(root)
+    try:
+        return open_following_beneath(root_fd, rel, flags)
+    finally:
+        os.close(root_fd)
+
+
 def open_file_beneath(root_fd: int, rel: str, flags: int) -> int:
     """A descriptor for the file `rel` below root_fd, opened without following any symlink
     (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: one system call; else a component walk)."""

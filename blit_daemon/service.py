@@ -138,12 +138,7 @@ def _path_state(module: ModuleConfig, virtual: str, follow: bool) -> pb.PathStat
     rel = module_relative(module, virtual.rstrip("/") or "/")
     try:
         if follow:
-            root_fd = pathsafe.open_root(module.path)
-            try:
-                fd = pathsafe.open_following_beneath(root_fd, rel or ".", os.O_PATH)
-            finally:
-                os.close(root_fd)
-            dir_fd, name = fd, ""
+            dir_fd, name = pathsafe.open_following_in(module.path, rel or ".", os.O_PATH), ""
         else:
             dir_fd, name = open_parent(module, rel)
         try:

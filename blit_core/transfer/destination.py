@@ -181,8 +181,8 @@ class Destination(LocalPipeline):
             self.local.plan_member(member)
             self.local.flush_result()  # its need, if any, is taken from _ids
             self._ids.pop((member.root, member.rel), None)
-            leads = entry_id in self.needs or self.options.dry_run or self.local.dst_present(
-                EntryPath(member.root, member.rel, ""))
+            leads = entry_id in self.needs or self.options.dry_run or self.local.dst_lstat_quietly(
+                EntryPath(member.root, member.rel, "")) is not None
             self.link_groups[key] = _LinkGroup(member, entry_id, leads, [])
 
     def _on_worker_message(self, message: JobResult | Progress) -> None:

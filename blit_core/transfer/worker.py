@@ -7,7 +7,6 @@ copy batches, deletions and held-back hard links to the pipeline."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -294,12 +293,12 @@ class Worker:
             self._fail(_dir_shown(root.display(job.rel)), exc)
             return
         try:
-            self._compare_listing(job, listing, dir_fd)
+            self._compare_listing(job, path, listing, dir_fd)
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
 
-    def _compare_listing(self, job: DirJob, listing: list[os.DirEntry],
+    def _compare_listing(self, job: DirJob, dir_path: str, listing: list[os.DirEntry],
                          dir_fd: int | None) -> None:
         root = self.roots[job.root]
         dir_pass = self.open_dir_pass(job.root, job.rel, job.dst_exists)
@@ -314,7 +313,6 @@ class Worker:
         unchanged_names = dir_pass.names_to_keep()
         unchanged = unchanged_bytes = 0
         follow_in_jail = self._jailed_source and self.options.copy_links
-        dir_path = root.src_path(job.rel)
         for dirent in listing:
             name = dirent.name
             if filtering and self._excluded(root.display(rel_prefix + name), dirent, dir_path):
@@ -768,22 +766,13 @@ class Worker:
         module's root: with -L following the symlinks that stay inside it, else none."""
         if not self.options.copy_links:
             return self._open_root(path)
-        jail_fd = pathsafe.open_root(self.jail)
-        try:
-            rel = os.path.relpath(path, self.jail)
-            return pathsafe.open_following_beneath(jail_fd, rel, os.O_PATH | os.O_DIRECTORY)
-        finally:
-            os.close(jail_fd)
+        return pathsafe.open_following_in(self.jail, os.path.relpath(path, self.jail),
+                                          os.O_PATH | os.O_DIRECTORY)
 
     def _followed_in_jail(self, name: str, path: str) -> FileEntry:
         """-L in a daemon's module: the record of what `path` leads to, following only
         symlinks that stay inside the module."""
-        jail_fd = pathsafe.open_root(self.jail)
-        try:
-            fd = pathsafe.open_following_beneath(jail_fd, os.path.relpath(path, self.jail),
-                                                 os.O_PATH)
-        finally:
-            os.close(jail_fd)
+        fd = pathsafe.open_following_in(self.jail, os.path.relpath(path, self.jail), os.O_PATH)
         try:
             return entry_from_stat(name, os.fstat(fd))
         finally:
@@ -813,7 +802,7 @@ class Worker:
         self.plan_member(leader)
         if len(self.result.failures) > failures_before:
             return
-        if not self.dry_run and not self.dst_present(self._member_where(leader)):
+        if not self.dry_run and self.dst_lstat_quietly(self._member_where(leader)) is None:
             for member in followers:  # the leader was skipped by a policy option
                 self._link_group(HardLinkJob([member]))
             return
@@ -839,8 +828,7 @@ class Worker:
         leader_where = self._member_where(leader)
         leader_st = None
         if not self.dry_run and not leader_failed:
-            with contextlib.suppress(OSError):  # unreachable: as if missing
-                leader_st = self.dst_lstat(leader_where)
+            leader_st = self.dst_lstat_quietly(leader_where)
         for member in followers:
             member_where = self._member_where(member)
             if self.remote_source:  # a follower's content is its leader's: never compared
@@ -890,12 +878,12 @@ class Worker:
         except FileNotFoundError:
             return None
 
-    def dst_present(self, where: EntryPath) -> bool:
-        """Whether an entry's destination can be seen (an error counts as absent)."""
+    def dst_lstat_quietly(self, where: EntryPath) -> os.stat_result | None:
+        """dst_lstat, with an entry that cannot be reached counted as absent."""
         try:
-            return self.dst_lstat(where) is not None
+            return self.dst_lstat(where)
         except OSError:
-            return False
+            return None
 
     # -- move ----------------------------------------------------------------------------
 
