@@ -1,0 +1,94 @@
+"""The delta's I/O: a basis file's signature read from its descriptor, and a file rebuilt
+into a temp file from its basis (copy_file_range, no Python loop over blocks) and literals,
+then checked against the SOURCE's whole-file xxh3-128."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterator
+
+import xxhash
+
+from blit_core.delta.ops import Copy, copy_length
+from blit_core.delta.signature import Signature, SignatureBuilder
+
+READ_CHUNK = 8 << 20
+MIN_DELTA_SIZE = 64 << 10  # a smaller basis is not worth a signature: the file goes whole
+
+
+class DeltaMismatch(Exception):
+    """The rebuilt file is not the SOURCE's: the basis changed underneath, or a block was
+    mistaken for another. The file is sent whole instead."""
+
+
+def read_chunks(fd: int, chunk: int = READ_CHUNK) -> Iterator[bytes]:
+    """The bytes of fd from offset 0 to its end, in chunks."""
+    offset = 0
+    while data := os.pread(fd, chunk, offset):
+        offset += len(data)
+        yield data
+
+
+def file_signature(fd: int, size: int, seed: int) -> Signature:
+    """The signature of the `size` bytes of an open basis; ValueError if it is not that long."""
+    builder = SignatureBuilder(size, seed)
+    chunk = READ_CHUNK // builder.block_size * builder.block_size or builder.block_size
+    for data in read_chunks(fd, chunk):
+        builder.feed(data)
+    return builder.finish()
+
+
+def file_digest(fd: int, size: int) -> bytes:
+    """xxh3-128 of the first `size` bytes of an open file, hashed from its mapping."""
+    if size == 0:
+        return xxhash.xxh3_128_digest(b"")
+    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
+        return xxhash.xxh3_128_digest(mapped)
+
+
+class Rebuilder:
+    """Writes a file from operations, in order, into `out_fd` (a fresh temp file)."""
+
+    def __init__(self, basis_fd: int, out_fd: int, block_size: int, basis_size: int) -> None:
+        self.basis_fd = basis_fd
+        self.out_fd = out_fd
+        self.block_size = block_size
+        self.basis_size = basis_size
+        self.offset = 0
+        self.literal_bytes = 0
+        self.matched_bytes = 0
+
+    def copy(self, op: Copy) -> None:
+        length = copy_length(op, self.block_size, self.basis_size)
+        if op.count <= 0 or op.block < 0 or length <= 0:
+            raise DeltaMismatch(f"a copy of blocks {op.block}+{op.count} outside the basis")
+        source = op.block * self.block_size
+        done = 0
+        while done < length:
+            copied = os.copy_file_range(self.basis_fd, self.out_fd, length - done,
+                                        source + done, self.offset + done)
+            if copied == 0:
+                raise DeltaMismatch("the basis shrank during the transfer")
+            done += copied
+        self.offset += length
+        self.matched_bytes += length
+
+    def literal(self, data: bytes | memoryview) -> None:
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self.out_fd, data[written:], self.offset + written)
+        self.offset += len(data)
+        self.literal_bytes += len(data)
+
+    def check(self, size: int, digest: bytes) -> None:
+        """The whole file is written: DeltaMismatch unless it is `size` bytes with `digest`."""
+        if self.offset != size:
+            raise DeltaMismatch(f"rebuilt {self.offset} bytes of {size}")
+        if file_digest(self.out_fd, size) != digest:
+            raise DeltaMismatch("the rebuilt file's checksum differs from the source's")
+
+
+def wants_delta(basis_size: int) -> bool:
+    """Whether a basis this large is worth a signature."""
+    return basis_size >= MIN_DELTA_SIZE

@@ -1,0 +1,193 @@
+"""The SOURCE's half of a delta: its file, fed in order, becomes COPY and LITERAL operations
+against the basis's signature. Sans-I/O: bytes in, operations out.
+
+1. Aligned blocks first. At each decision point the block starting there is hashed (xxh3) and
+   compared with the block that continues the current run of copies, then looked up among all
+   the basis's blocks: an unchanged file, or one shifted by whole blocks, costs one hashing
+   pass. After a changed block, the next few blocks of the run are tried where they would be
+   had the edit been in place.
+2. Only where that fails does the rolling search run: weak digests at every offset of a span
+   (numpy), filtered through a 2^20-entry lookup table, then by exact weak digest, and
+   confirmed with the strong hash. Bytes passed over become literals.
+Adjacent copies coalesce into one Copy; literals are cut at LITERAL_MAX bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import xxhash
+
+from blit_core.delta.ops import Copy, Literal, Op
+from blit_core.delta.signature import Signature, strong_hash
+from blit_core.delta.weak import Roller
+
+LUT_BITS = 20
+LUT_MASK = (1 << LUT_BITS) - 1
+MIN_SPAN = 256 << 10  # offsets searched per rolling pass
+IN_PLACE_TRIES = 4
+LITERAL_MAX = 256 << 10
+TRIM_AT = 4 << 20  # consumed bytes dropped from the buffer once there are this many
+
+
+class Matcher:
+    """Feed the SOURCE file's bytes in order; take the operations as they are decided."""
+
+    def __init__(self, sig: Signature) -> None:
+        self.sig = sig
+        self.block = sig.block_size
+        self.span = max(MIN_SPAN, (IN_PLACE_TRIES + 2) * self.block)
+        self.size = 0  # bytes fed
+        self.literal_bytes = 0
+        self.matched_bytes = 0
+        self._buf = bytearray()
+        self._base = 0  # the file offset of _buf[0]
+        self._pos = 0  # the next byte to decide
+        self._lit = 0  # where the pending literal starts (it ends at _pos)
+        self._run = -1  # the last block copied, -1 for none
+        self._copy: list[int] | None = None  # the pending Copy: [first block, count]
+        self._ops: list[Op] = []
+        self._hasher = xxhash.xxh3_128()
+        whole = sig.whole_blocks
+        self._by_strong = {sig.strong_of(j): j for j in range(whole - 1, -1, -1)}
+        self._lut = np.zeros(1 << LUT_BITS, dtype=bool)
+        self._lut[sig.weak & LUT_MASK] = True
+        self._order = np.argsort(sig.weak, kind="stable")
+        self._sorted_weak = sig.weak[self._order]
+        self._roller = Roller(self.block)
+
+    def feed(self, data: bytes | memoryview) -> list[Op]:
+        self._hasher.update(data)
+        self._buf += data
+        self.size += len(data)
+        self._advance(final=False)
+        return self._take()
+
+    def finish(self) -> tuple[list[Op], bytes]:
+        """The last operations and the xxh3-128 of everything fed."""
+        self._advance(final=True)
+        end = self._base + len(self._buf)
+        rest = end - self._pos
+        tail = self.sig.size - self.sig.whole_blocks * self.block
+        if rest and rest == tail and self._strong_at(self._pos, rest) == self.sig.strong_of(
+                self.sig.whole_blocks):
+            self._emit_copy(self.sig.whole_blocks, tail)
+        self._pos = end
+        self._emit_literal()
+        self._flush_copy()
+        return self._take(), self._hasher.digest()
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def _advance(self, final: bool) -> None:
+        block, sig = self.block, self.sig
+        end = self._base + len(self._buf)
+        while True:
+            room = end - self._pos
+            if room < block or (not final and room < block + self.span):
+                break
+            strong = self._strong_at(self._pos, block)
+            follow = self._run + 1
+            if self._run >= 0 and follow < sig.whole_blocks and strong == sig.strong_of(follow):
+                self._emit_copy(follow, block)
+                continue
+            found = self._by_strong.get(strong)
+            if found is not None:
+                self._emit_copy(found, block)
+                continue
+            if not (self._run >= 0 and self._in_place(end)):
+                self._search(end)
+        self._trim()
+
+    def _in_place(self, end: int) -> bool:
+        """The run picks up again a few blocks on, as if the changed bytes were overwritten."""
+        block = self.block
+        for step in range(1, IN_PLACE_TRIES + 1):
+            target = self._run + 1 + step
+            offset = self._pos + step * block
+            if target >= self.sig.whole_blocks or offset + block > end:
+                return False
+            if self._strong_at(offset, block) == self.sig.strong_of(target):
+                self._pos = offset
+                self._emit_copy(target, block)
+                return True
+        return False
+
+    def _search(self, end: int) -> None:
+        """Roll over the next span of offsets; copy at the first block found, or pass the span
+        over as literal."""
+        block = self.block
+        count = min(self.span, end - block + 1 - self._pos)
+        if self.sig.whole_blocks:
+            start = self._pos - self._base
+            with memoryview(self._buf) as view:
+                digests = self._roller.digests(view[start : start + count + block - 1])
+            hits = np.flatnonzero(self._lut[digests & LUT_MASK])
+            if hits.size:
+                wanted = digests[hits]
+                places = np.searchsorted(self._sorted_weak, wanted)
+                exact = self._sorted_weak[np.minimum(places, len(self._sorted_weak) - 1)] == wanted
+                for hit, place in zip(hits[exact].tolist(), places[exact].tolist(), strict=True):
+                    found = self._confirm(self._pos + hit, place)
+                    if found is not None:
+                        self._pos += hit
+                        self._emit_copy(found, block)
+                        return
+        self._pos += count
+        if self._pos - self._lit >= LITERAL_MAX:
+            self._emit_literal()
+
+    def _confirm(self, offset: int, place: int) -> int | None:
+        """The basis block with the weak digest at sorted `place` (or an equal neighbour) whose
+        strong hash matches the window at `offset`."""
+        strong = self._strong_at(offset, self.block)
+        digest = self._sorted_weak[place]
+        while place < len(self._sorted_weak) and self._sorted_weak[place] == digest:
+            candidate = int(self._order[place])
+            if self.sig.strong_of(candidate) == strong:
+                return candidate
+            place += 1
+        return None
+
+    def _strong_at(self, offset: int, length: int) -> bytes:
+        start = offset - self._base
+        with memoryview(self._buf) as view:
+            return strong_hash(view[start : start + length], self.sig.seed)
+
+    # -- emitting ------------------------------------------------------------------------
+
+    def _emit_copy(self, block: int, length: int) -> None:
+        self._emit_literal()
+        copy = self._copy
+        if copy is not None and copy[0] + copy[1] == block:
+            copy[1] += 1
+        else:
+            self._flush_copy()
+            self._copy = [block, 1]
+        self._pos += length
+        self._lit = self._pos
+        self._run = block
+        self.matched_bytes += length
+
+    def _emit_literal(self) -> None:
+        if self._pos == self._lit:
+            return
+        self._flush_copy()
+        for start in range(self._lit, self._pos, LITERAL_MAX):
+            stop = min(self._pos, start + LITERAL_MAX)
+            self._ops.append(Literal(bytes(self._buf[start - self._base : stop - self._base])))
+        self.literal_bytes += self._pos - self._lit
+        self._lit = self._pos
+
+    def _flush_copy(self) -> None:
+        if self._copy is not None:
+            self._ops.append(Copy(*self._copy))
+            self._copy = None
+
+    def _take(self) -> list[Op]:
+        ops, self._ops = self._ops, []
+        return ops
+
+    def _trim(self) -> None:
+        cut = self._lit - self._base
+        if cut >= TRIM_AT and 2 * cut >= len(self._buf):
+            del self._buf[:cut]
+            self._base += cut

@@ -1,0 +1,145 @@
+"""The signature of a basis file: for each block, rsync's weak digest and the first
+STRONG_BYTES of its seeded xxh3-128. Built from buffers fed in order (no I/O here), and cut into
+parts for the control plane.
+
+Block size: rsync's rule. 700 bytes below 490,000 bytes of file, otherwise the square root of
+the size rounded down to a multiple of 8, at most 128 KiB."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+from blit_core.delta.weak import block_digests
+from blit_core.errors import ProtocolError
+
+STRONG_BYTES = 16  # the whole xxh3-128 of each block
+SMALL_FILE_BLOCK = 700
+SQRT_RULE_FROM = 490_000
+MAX_BLOCK = 128 << 10
+MAX_BLOCKS_PER_PART = 32 << 10  # 640 KiB of signature per control-plane message
+MAX_SIGNATURE_BLOCKS = 1 << 24  # 320 MiB held for one file (a 2 TiB basis)
+
+
+def block_size_for(size: int) -> int:
+    if size < SQRT_RULE_FROM:
+        return SMALL_FILE_BLOCK
+    return min(MAX_BLOCK, math.isqrt(size) // 8 * 8)
+
+
+@dataclass
+class Signature:
+    block_size: int
+    size: int  # of the basis
+    seed: int
+    weak: np.ndarray  # uint32 digests of the whole blocks
+    strong: bytes  # STRONG_BYTES per block: the whole blocks, then a short tail if any
+
+    @property
+    def whole_blocks(self) -> int:
+        return self.size // self.block_size
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.size // self.block_size)
+
+    def strong_of(self, block: int) -> bytes:
+        return self.strong[block * STRONG_BYTES : (block + 1) * STRONG_BYTES]
+
+    @property
+    def wire_bytes(self) -> int:
+        return 4 * len(self.weak) + len(self.strong)
+
+
+def strong_hash(data: bytes | memoryview, seed: int) -> bytes:
+    return xxhash.xxh3_128_digest(data, seed)[:STRONG_BYTES]
+
+
+class SignatureBuilder:
+    """Feed the basis's bytes in order; `finish` returns its signature."""
+
+    def __init__(self, size: int, seed: int, block_size: int | None = None) -> None:
+        self.size = size
+        self.seed = seed
+        self.block_size = block_size or block_size_for(size)
+        self._pending = bytearray()
+        self._weak: list[np.ndarray] = []
+        self._strong = bytearray()
+        self._fed = 0
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self._fed += len(data)
+        if self._pending:
+            self._pending += data
+            data, self._pending = memoryview(bytes(self._pending)), bytearray()
+        view = memoryview(data)
+        whole = len(view) // self.block_size * self.block_size
+        if whole:
+            self._add(view[:whole])
+        self._pending += view[whole:]
+
+    def _add(self, view: memoryview) -> None:
+        size, seed = self.block_size, self.seed
+        self._weak.append(block_digests(view, size))
+        strong = self._strong
+        for start in range(0, len(view), size):
+            strong += xxhash.xxh3_128_digest(view[start : start + size], seed)[:STRONG_BYTES]
+
+    def finish(self) -> Signature:
+        """The signature; ValueError if the bytes fed are not `size` long (the basis changed
+        while it was read)."""
+        if self._fed != self.size:
+            raise ValueError(f"basis read as {self._fed} bytes, expected {self.size}")
+        if self._pending:
+            self._strong += strong_hash(bytes(self._pending), self.seed)
+            self._pending = bytearray()
+        weak = np.concatenate(self._weak) if self._weak else np.empty(0, np.uint32)
+        return Signature(self.block_size, self.size, self.seed, weak, bytes(self._strong))
+
+
+# -- on the wire ---------------------------------------------------------------------------
+
+
+def signature_parts(sig: Signature) -> list[tuple[bytes, bytes]]:
+    """(weak digests as big-endian uint32, strong hashes) of up to MAX_BLOCKS_PER_PART blocks
+    each, in order; at least one part."""
+    weak = sig.weak.astype(">u4").tobytes()
+    parts = []
+    for first in range(0, max(sig.blocks, 1), MAX_BLOCKS_PER_PART):
+        last = first + MAX_BLOCKS_PER_PART
+        parts.append((weak[4 * first : 4 * last],
+                      sig.strong[STRONG_BYTES * first : STRONG_BYTES * last]))
+    return parts
+
+
+class SignatureReader:
+    """Gathers a peer's signature parts and checks them against what the header declares."""
+
+    def __init__(self, block_size: int, size: int, seed: int) -> None:
+        if not 0 < block_size <= MAX_BLOCK:
+            raise ProtocolError(f"signature block size {block_size} is outside 1..{MAX_BLOCK}")
+        if not 0 <= size <= MAX_SIGNATURE_BLOCKS * block_size:
+            raise ProtocolError(f"a signature of {size} bytes in blocks of {block_size} has "
+                                f"more than {MAX_SIGNATURE_BLOCKS} blocks")
+        self.block_size, self.size, self.seed = block_size, size, seed
+        self._weak = bytearray()
+        self._strong = bytearray()
+
+    def add(self, weak: bytes, strong: bytes) -> None:
+        blocks = -(-self.size // self.block_size)
+        if (len(self._weak) + len(weak) > 4 * (self.size // self.block_size)
+                or len(self._strong) + len(strong) > STRONG_BYTES * blocks):
+            raise ProtocolError("a signature longer than its basis")
+        self._weak += weak
+        self._strong += strong
+
+    def finish(self) -> Signature:
+        sig = Signature(self.block_size, self.size, self.seed,
+                        np.frombuffer(bytes(self._weak), dtype=">u4").astype(np.uint32),
+                        bytes(self._strong))
+        if len(sig.weak) != sig.whole_blocks or len(sig.strong) != STRONG_BYTES * sig.blocks:
+            raise ProtocolError("a signature shorter than its basis")
+        return sig

@@ -1,0 +1,186 @@
+"""The numpy delta held to the plain-Python reference: weak sums at every offset, signatures,
+and files rebuilt byte for byte from the operations, for random data and random edits."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blit_core.delta import reference
+from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature
+from blit_core.delta.match import Matcher
+from blit_core.delta.ops import Copy, Literal
+from blit_core.delta.signature import (
+    STRONG_BYTES,
+    SignatureBuilder,
+    SignatureReader,
+    block_size_for,
+    signature_parts,
+)
+from blit_core.delta.weak import Roller, block_digests
+from blit_core.errors import ProtocolError
+
+SEED = 0x5EED
+
+
+def delta(basis: bytes, new: bytes, block_size: int | None = None,
+          feed: int = 4093) -> tuple[Matcher, list, bytes]:
+    builder = SignatureBuilder(len(basis), SEED, block_size)
+    for start in range(0, len(basis), 3001):
+        builder.feed(basis[start:start + 3001])
+    sig = builder.finish()
+    matcher = Matcher(sig)
+    ops = []
+    for start in range(0, len(new), feed):
+        ops += matcher.feed(new[start:start + feed])
+    more, digest = matcher.finish()
+    return matcher, ops + more, digest
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=3000), block=st.integers(1, 4000))
+def test_weak_sums_at_every_offset_equal_the_reference(data: bytes, block: int) -> None:
+    got = Roller(block).digests(data)
+    assert got.tolist() == reference.rolling_digests(data, block)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=5000), block=st.integers(1, 900))
+def test_signature_equals_the_reference(data: bytes, block: int) -> None:
+    builder = SignatureBuilder(len(data), SEED, block)
+    builder.feed(data[: len(data) // 3])
+    builder.feed(data[len(data) // 3:])
+    sig = builder.finish()
+    weak, strong = reference.signature(data, block, SEED, STRONG_BYTES)
+    assert sig.weak.tolist() == weak
+    assert sig.strong == b"".join(strong)
+    assert block_digests(data, block).tolist() == weak
+
+
+def _edit(base: bytes, draw: st.DataObject) -> bytes:
+    kind = draw.draw(st.sampled_from(
+        ["insert", "delete", "overwrite", "shift", "truncate", "append", "none"]))
+    if not base and kind not in ("insert", "append", "none"):
+        return base
+    where = draw.draw(st.integers(0, len(base)))
+    junk = draw.draw(st.binary(min_size=1, max_size=2000))
+    if kind == "insert":
+        return base[:where] + junk + base[where:]
+    if kind == "delete":
+        return base[:where] + base[where + len(junk):]
+    if kind == "overwrite":
+        return base[:where] + junk + base[where + len(junk):]
+    if kind == "shift":  # a piece moved elsewhere
+        piece = base[where:where + len(junk)]
+        rest = base[:where] + base[where + len(junk):]
+        to = draw.draw(st.integers(0, len(rest)))
+        return rest[:to] + piece + rest[to:]
+    if kind == "truncate":
+        return base[:where]
+    if kind == "append":
+        return base + junk
+    return base
+
+
+@settings(max_examples=200, deadline=None)
+@given(draw=st.data(), size=st.integers(0, 40_000), block=st.sampled_from([None, 16, 64, 700]),
+       edits=st.integers(0, 4))
+def test_ops_rebuild_the_new_file(draw: st.DataObject, size: int, block: int | None,
+                                  edits: int) -> None:
+    basis = draw.draw(st.randoms(use_true_random=False)).randbytes(size)
+    new = basis
+    for _ in range(edits):
+        new = _edit(new, draw)
+    matcher, ops, digest = delta(basis, new, block)
+    sig_block = block or block_size_for(len(basis))
+    assert reference.apply(basis, sig_block, ops) == new
+    assert matcher.literal_bytes + matcher.matched_bytes == len(new)
+    assert sum(len(op.data) for op in ops if isinstance(op, Literal)) == matcher.literal_bytes
+    assert digest == xxhash.xxh3_128_digest(new)
+
+
+def test_identical_files_send_no_literal_bytes() -> None:
+    basis = os.urandom(300_000)
+    matcher, ops, _ = delta(basis, basis)
+    assert matcher.literal_bytes == 0
+    assert ops == [Copy(0, -(-len(basis) // 700))]
+
+
+def test_completely_different_files_are_all_literal() -> None:
+    matcher, ops, _ = delta(os.urandom(100_000), new := os.urandom(90_000))
+    assert matcher.matched_bytes == 0
+    assert b"".join(op.data for op in ops) == new
+
+
+@pytest.mark.parametrize(("basis", "new"), [(b"", b""), (b"", b"abc"), (b"abc", b""),
+                                            (b"short", b"short"), (b"short", b"shorter")])
+def test_empty_and_shorter_than_a_block(basis: bytes, new: bytes) -> None:
+    matcher, ops, _ = delta(basis, new)
+    assert reference.apply(basis, 700, ops) == new
+    assert matcher.literal_bytes == len(new)  # no whole block to match
+
+
+def test_an_insertion_shifting_everything_after_it_costs_about_one_block() -> None:
+    basis = os.urandom(4 << 20)
+    new = basis[:1_000_003] + os.urandom(777) + basis[1_000_003:]
+    matcher, ops, _ = delta(basis, new, feed=1 << 20)
+    assert reference.apply(basis, block_size_for(len(basis)), ops) == new
+    assert matcher.literal_bytes <= 777 + 2 * block_size_for(len(basis))
+
+
+def test_signature_travels_in_parts_and_back() -> None:
+    basis = os.urandom(2_000_000)
+    builder = SignatureBuilder(len(basis), SEED, 32)  # 62,500 blocks: two parts
+    builder.feed(basis)
+    sig = builder.finish()
+    parts = signature_parts(sig)
+    assert len(parts) == 2
+    reader = SignatureReader(sig.block_size, sig.size, SEED)
+    for weak, strong in parts:
+        reader.add(weak, strong)
+    again = reader.finish()
+    assert np.array_equal(again.weak, sig.weak) and again.strong == sig.strong
+
+
+def test_a_signature_is_checked_against_its_declared_basis() -> None:
+    with pytest.raises(ProtocolError):
+        SignatureReader(0, 10, SEED)
+    with pytest.raises(ProtocolError):
+        SignatureReader(700, 1 << 60, SEED)
+    reader = SignatureReader(700, 1400, SEED)
+    with pytest.raises(ProtocolError):
+        reader.add(bytes(12), b"")  # three weak sums for two blocks
+    reader = SignatureReader(700, 1400, SEED)
+    reader.add(bytes(8), bytes(STRONG_BYTES))
+    with pytest.raises(ProtocolError):
+        reader.finish()  # one strong hash short
+
+
+def test_rebuild_from_files_checks_the_result(tmp_path) -> None:
+    basis_data = os.urandom(1 << 20)
+    new = basis_data[:300_000] + b"edit" * 100 + basis_data[300_400:]
+    (tmp_path / "basis").write_bytes(basis_data)
+    basis_fd = os.open(tmp_path / "basis", os.O_RDONLY)
+    out_fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        sig = file_signature(basis_fd, len(basis_data), SEED)
+        matcher = Matcher(sig)
+        ops = matcher.feed(new)
+        more, digest = matcher.finish()
+        rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size)
+        for op in ops + more:
+            rebuild.copy(op) if isinstance(op, Copy) else rebuild.literal(op.data)
+        rebuild.check(len(new), digest)
+        assert (tmp_path / "out").read_bytes() == new
+        with pytest.raises(DeltaMismatch):
+            rebuild.check(len(new), bytes(16))
+        with pytest.raises(DeltaMismatch):
+            rebuild.copy(Copy(10_000, 1))  # beyond the basis
+    finally:
+        os.close(basis_fd)
+        os.close(out_fd)
