@@ -117,12 +117,14 @@ def test_completely_different_files_are_all_literal() -> None:
     assert b"".join(op.data for op in ops) == new
 
 
-@pytest.mark.parametrize(("basis", "new"), [(b"", b""), (b"", b"abc"), (b"abc", b""),
-                                            (b"short", b"short"), (b"short", b"shorter")])
-def test_empty_and_shorter_than_a_block(basis: bytes, new: bytes) -> None:
+@pytest.mark.parametrize(("basis", "new", "literal"), [
+    (b"", b"", 0), (b"", b"abc", 3), (b"abc", b"", 0),
+    (b"short", b"short", 0),  # the basis's short last block, matched at the end
+    (b"short", b"shorter", 7)])
+def test_empty_and_shorter_than_a_block(basis: bytes, new: bytes, literal: int) -> None:
     matcher, ops, _ = delta(basis, new)
     assert reference.apply(basis, 700, ops) == new
-    assert matcher.literal_bytes == len(new)  # no whole block to match
+    assert matcher.literal_bytes == literal
 
 
 def test_an_insertion_shifting_everything_after_it_costs_about_one_block() -> None:
