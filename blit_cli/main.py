@@ -115,6 +115,11 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     writes = sub.add_argument_group("writing")
     writes.add_argument("--inplace", action="store_true",
                         help="write into existing files instead of temp file and rename")
+    writes.add_argument("-W", "--whole-file", action="store_true",
+                        help="send changed files whole, never as a delta (remote transfers "
+                        "send a delta against the old file by default)")
+    writes.add_argument("--no-whole-file", action="store_true",
+                        help="send changed files as deltas in local copies too")
     writes.add_argument("--fsync", action="store_true", help="fsync each file before its rename")
     writes.add_argument("-b", "--backup", action="store_true",
                         help="keep replaced and deleted files as backups")
@@ -179,6 +184,8 @@ def options_from_args(args: argparse.Namespace, *, show_progress: bool) -> Trans
         specials=args.specials,
         devices=args.devices,
         inplace=args.inplace,
+        whole_file=args.whole_file,
+        force_delta=args.no_whole_file,
         fsync=args.fsync,
         backup=args.backup or args.backup_dir is not None,
         backup_suffix=args.suffix,

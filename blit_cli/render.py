@@ -231,6 +231,14 @@ def stats_block(report: TransferReport) -> str:
             f"Total bytes sent: {report.wire_bytes_sent:,}",
             f"Total bytes received: {report.wire_bytes_received:,}",
             f"Data streams: {len(report.stream_bytes) or 'the control stream (--force-grpc)'}",
+            f"Speedup: {report.speedup:,.2f}",
+        ]
+    if s.delta_files:
+        lines += [
+            f"Delta files: {s.delta_files:,}",
+            f"Literal data: {s.literal_bytes:,} bytes",
+            f"Matched data: {s.matched_bytes:,} bytes",
+            f"Signature data: {s.signature_bytes:,} bytes",
         ]
     return "\n".join([*lines, ""])
 

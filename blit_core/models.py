@@ -81,6 +81,10 @@ class TransferStats:
     bytes_transferred: int = 0
     deleted: int = 0
     sources_removed: int = 0
+    delta_files: int = 0  # files rebuilt from a basis and a delta
+    literal_bytes: int = 0  # delta bytes that crossed as literals
+    matched_bytes: int = 0  # delta bytes copied from the basis
+    signature_bytes: int = 0  # basis signatures sent by the DESTINATION
     strategy_bytes: dict[str, int] = field(default_factory=dict)
     strategy_files: dict[str, int] = field(default_factory=dict)
 
@@ -129,6 +133,13 @@ class TransferReport:
             return EXIT_MAX_DELETE
         return 0
 
+    @property
+    def speedup(self) -> float | None:
+        """rsync's: the size of the files over the bytes on the wire (None if nothing moved
+        on a network)."""
+        wire = self.wire_bytes_sent + self.wire_bytes_received
+        return round(self.stats.bytes_total / wire, 2) if wire else None
+
     def to_dict(self) -> dict:
         """A JSON-ready summary for scripts (documented in the README)."""
         s = self.stats
@@ -157,6 +168,13 @@ class TransferReport:
                 "sources_removed": s.sources_removed,
             },
             "deleted": s.deleted,
+            "delta": {
+                "files": s.delta_files,
+                "literal_bytes": s.literal_bytes,
+                "matched_bytes": s.matched_bytes,
+                "signature_bytes": s.signature_bytes,
+            },
+            "speedup": self.speedup,
             "wire_bytes_sent": self.wire_bytes_sent,
             "wire_bytes_received": self.wire_bytes_received,
             "stream_bytes": self.stream_bytes,

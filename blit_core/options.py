@@ -38,6 +38,8 @@ class TransferOptions:
     specials: bool = False
     devices: bool = False
     inplace: bool = False
+    whole_file: bool = False  # -W: never delta
+    force_delta: bool = False  # --no-whole-file: delta for local copies too
     fsync: bool = False
     backup: bool = False
     backup_suffix: str | None = None  # None: "~", or "" with a backup dir (as rsync)
@@ -74,6 +76,8 @@ class TransferOptions:
             raise UsageError("--max-delete must be zero or more")
         if self.jobs < 0:
             raise UsageError("--jobs must be zero (auto) or more")
+        if self.whole_file and self.force_delta:
+            raise UsageError("--whole-file and --no-whole-file cannot be combined")
         if self.inplace and self.sparse:
             raise UsageError("--inplace and --sparse cannot be combined")
         if self.backup_suffix is not None and "/" in self.backup_suffix:

@@ -29,6 +29,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
+from blit_core.delta.files import read_chunks
+from blit_core.delta.match import Matcher
+from blit_core.delta.ops import Literal, Op
+from blit_core.delta.signature import Signature
 from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
 from blit_core.net.tuning import StreamGate
 from blit_core.transfer.destination import Destination
@@ -56,6 +60,15 @@ class Work(NamedTuple):
     shown: str  # its name in a shard: its path relative to the transfer root
     offset: int
     length: int
+
+
+class DeltaWork(NamedTuple):
+    """A file sent as a delta against the DESTINATION's basis, whose signature came back."""
+
+    need_id: int
+    file: SourceFile
+    path: str
+    signature: Signature
 
 
 class ShardWork(NamedTuple):
@@ -340,6 +353,8 @@ class Sender:
                 return
             if isinstance(item, ShardWork):
                 self._send_shard(item.files)
+            elif isinstance(item, DeltaWork):
+                self._send_delta(item)
             else:
                 self._send_range(item)
 
@@ -403,6 +418,43 @@ class Sender:
         elif item.offset + item.length == item.file.entry.size:
             self.on_sent(0, 0, 1)
 
+    def _send_delta(self, item: DeltaWork) -> None:
+        """The file as COPY and LIT records against the signature, then its size and
+        checksum. A read that fails midway aborts the file (the DESTINATION drops it)."""
+        try:
+            fd = self.open_file(item.path)
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        matcher = Matcher(item.signature)
+        self.out.write(frames.encode_delta_start(item.need_id))
+        try:
+            for data in read_chunks(fd):
+                self._send_ops(matcher.feed(data), len(data))
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        finally:
+            os.close(fd)
+        ops, digest = matcher.finish()
+        self._send_ops(ops, 0)
+        self.out.write(frames.encode_delta_end(matcher.size, digest))
+        self.on_sent(frames.DELTA_END_RECORD.size, 0, 1)
+
+    def _send_ops(self, ops: list[Op], file_bytes: int) -> None:
+        """Operations as records: runs of copies gathered into one write."""
+        records = bytearray()
+        for op in ops:
+            if isinstance(op, Literal):
+                self._pace(len(op.data))
+                records += frames.encode_literal_header(len(op.data))
+                records += op.data
+            else:
+                records += frames.encode_copy(op.block, op.count)
+        if records:
+            self.out.write(records)
+        self.on_sent(len(records), file_bytes, 0)
+
     def _abort(self, need_id: int, exc: OSError) -> None:
         vanished = exc.errno == errno.ENOENT
         reason = "vanished during the transfer" if vanished else (exc.strerror or str(exc))
@@ -419,6 +471,8 @@ class RecordHandler:
         self.dest = dest
         self.range: list[int] | None = None  # [need_id, next offset]
         self.shard: bytearray | None = None
+        self.delta: int | None = None  # the need whose delta is arriving
+        self.literal = False  # inside one of its LIT records
         self.ended = False
 
     def handle(self, event: frames.Event) -> None:
@@ -428,6 +482,21 @@ class RecordHandler:
                 self.range[1] += len(event.chunk)
             elif self.shard is not None:
                 self.shard += event.chunk
+            elif self.literal:
+                self.dest.delta_literal(self._in_delta(), event.chunk)
+        elif isinstance(event, frames.DeltaStart):
+            if self.delta is not None:
+                raise ProtocolError("a delta started inside another")
+            self.delta = event.need_id
+            self.dest.delta_start(event.need_id)
+        elif isinstance(event, frames.CopyBlocks):
+            self.dest.delta_copy(self._in_delta(), event.block, event.count)
+        elif isinstance(event, frames.LiteralStart):
+            self._in_delta()
+            self.literal = True
+        elif isinstance(event, frames.DeltaEnd):
+            need_id, self.delta = self._in_delta(), None
+            self.dest.delta_end(need_id, event.size, event.digest)
         elif isinstance(event, frames.RangeStart):
             self.range = [event.need_id, event.offset]
             if event.length == 0:
@@ -437,12 +506,22 @@ class RecordHandler:
                 shard, self.shard = self.shard, None
                 self.dest.write_shard(shard)
             self.range = None
+            self.literal = False
         elif isinstance(event, frames.ShardStart):
             self.shard = bytearray()
         elif isinstance(event, frames.Abort):
+            if event.need_id == self.delta:
+                self.delta = None
             self.dest.abort(event.need_id, event.reason)
         elif isinstance(event, frames.End):
+            if self.delta is not None:
+                raise ProtocolError("a connection ended inside a delta")
             self.ended = True
+
+    def _in_delta(self) -> int:
+        if self.delta is None:
+            raise ProtocolError("a delta record outside a delta")
+        return self.delta
 
 
 def receive_stream(sock: socket.socket, dest: Destination,

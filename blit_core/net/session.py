@@ -17,12 +17,14 @@ import concurrent.futures
 import contextlib
 import itertools
 import queue
+import secrets
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
+from blit_core.delta.signature import Signature, SignatureReader, signature_parts
 from blit_core.errors import (
     BlitError,
     ConnectionLost,
@@ -56,7 +58,7 @@ from blit_core.wire.report import (
     report_to_wire,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 WINDOW = 8
 SUMMARY_PART_BYTES = 1 << 20  # itemized events and confirmations per summary part
 WORK_UNITS = 64  # queued shards or ranges (descriptors, not data): a few batches' worth
@@ -361,6 +363,12 @@ async def run_source(
     outstanding: dict[int, dict[int, SourceFile]] = {}
     window = asyncio.Semaphore(WINDOW)
     packer = dataplane.WorkPacker(streams)
+    signatures = _Signatures(outstanding)
+    deltas: dict[int, tuple[SourceFile, TransferRoot]] = {}  # sent as deltas, not yet ended
+
+    async def send_whole(need_id: int, file: SourceFile, root: TransferRoot) -> None:
+        for unit in packer.add(need_id, file, root.src_path(file.rel), root.display(file.rel)):
+            await put_work(unit)
 
     manifest_sent = asyncio.Event()
     stopped = False
@@ -368,7 +376,7 @@ async def run_source(
     async def maybe_stop() -> None:
         """Once the whole manifest is sent and answered, the senders end their streams."""
         nonlocal stopped
-        if not stopped and manifest_sent.is_set() and not outstanding:
+        if not stopped and manifest_sent.is_set() and not outstanding and not deltas:
             stopped = True
             tuning.cancel()
             plane.gate.close()
@@ -414,9 +422,13 @@ async def run_source(
                         raise ProtocolError(f"need for unknown file id {need_id}")
                     root = roots[file.root]
                     planned += file.entry.size
-                    for unit in packer.add(need_id, file, root.src_path(file.rel),
-                                           root.display(file.rel)):
-                        await put_work(unit)
+                    signature = signatures.take(need_id)
+                    if signature is None:
+                        await send_whole(need_id, file, root)
+                        continue
+                    deltas[need_id] = (file, root)
+                    await put_work(dataplane.DeltaWork(need_id, file, root.src_path(file.rel),
+                                                       signature))
                 shard = packer.flush()
                 if shard.files:
                     await put_work(shard)
@@ -424,6 +436,19 @@ async def run_source(
                 window.release()
                 if frame.needs.ids:
                     observer.on_planned(len(frame.needs.ids), planned)
+            elif frame.HasField("signature"):
+                signatures.add(frame.signature)
+            elif frame.HasField("delta_done"):
+                for need_id in frame.delta_done.ended:
+                    deltas.pop(need_id, None)
+                for need_id in frame.delta_done.whole:
+                    sent = deltas.pop(need_id, None)
+                    if sent is None:
+                        raise ProtocolError(f"file id {need_id} was not sent as a delta")
+                    await send_whole(need_id, *sent)
+                shard = packer.flush()
+                if shard.files:
+                    await put_work(shard)
             elif frame.HasField("summary"):
                 summary = frame.summary.report
                 for event in events_from_wire(frame.summary.events):
@@ -465,6 +490,33 @@ async def run_source(
     return merge_source_part(report, own)
 
 
+class _Signatures:
+    """The SOURCE's store of the signatures the DESTINATION sends, each for a file of a batch
+    not yet answered, until its Needs take it."""
+
+    def __init__(self, outstanding: dict[int, dict[int, SourceFile]]) -> None:
+        self._outstanding = outstanding
+        self._arriving: dict[int, SignatureReader] = {}
+        self._complete: dict[int, Signature] = {}
+
+    def add(self, part: pb.Signature) -> None:
+        reader = self._arriving.get(part.id)
+        if reader is None:
+            if part.id in self._complete or not any(
+                    part.id in files for files in self._outstanding.values()):
+                raise ProtocolError(f"a signature for file id {part.id}, which is not pending")
+            reader = self._arriving[part.id] = SignatureReader(
+                part.block_size, part.basis_size, part.seed)
+        reader.add(part.weak, part.strong)
+        if part.last:
+            self._complete[part.id] = self._arriving.pop(part.id).finish()
+
+    def take(self, need_id: int) -> Signature | None:
+        if need_id in self._arriving:
+            raise ProtocolError(f"the signature of file id {need_id} is incomplete")
+        return self._complete.pop(need_id, None)
+
+
 def _join_all(threads: list[threading.Thread]) -> None:
     for thread in threads:
         thread.join()
@@ -499,6 +551,9 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         receivers.start(receive)
     decoder = Decoder()
     handler = dataplane.RecordHandler(dest)
+    seed = secrets.randbits(64)
+    delta_ends = _DeltaEnds(chan)
+    dest.on_delta_end = delta_ends.add
     try:
         while True:
             frame = await chan.recv()
@@ -508,6 +563,7 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
                     break
                 ids = await asyncio.to_thread(dest.plan_batch, frame.manifest.entries)
                 dest.observer.on_scanned(dest.scanned, False)
+                await _send_signatures(chan, dest, seed)
                 await chan.send(pb.Frame(needs=pb.Needs(batch=frame.manifest.batch, ids=ids)))
             elif frame.HasField("data") and not plane.socks:
                 await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
@@ -518,7 +574,9 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
             await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
         await chan.until(receivers.join())
         report = await asyncio.to_thread(dest.finish)
+        await delta_ends.close()
     except BaseException as exc:
+        delta_ends.cancel()
         plane.shutdown()  # receivers stop before their temp files go
 
         def clean_up() -> None:
@@ -544,6 +602,53 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
     for failure in source_part.failures:
         dest.observer.on_failure(failure)
     return merge_source_part(report, source_part)
+
+
+async def _send_signatures(chan: Channel, dest: Destination, seed: int) -> None:
+    """The signatures of the batch just planned, before its Needs (computed in a thread)."""
+    pending = dest.take_signatures(seed)
+    while (signed := await asyncio.to_thread(next, pending, None)) is not None:
+        need_id, sig = signed
+        parts = signature_parts(sig)
+        for number, (weak, strong) in enumerate(parts):
+            await chan.send(pb.Frame(signature=pb.Signature(
+                id=need_id, block_size=sig.block_size, basis_size=sig.size, seed=sig.seed,
+                weak=weak, strong=strong, last=number == len(parts) - 1)))
+
+
+class _DeltaEnds:
+    """Tells the SOURCE, from the receiving threads, which delta files ended and which must
+    come whole: gathered, and sent by one task."""
+
+    def __init__(self, chan: Channel) -> None:
+        self._chan = chan
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._run())
+
+    def add(self, need_id: int, whole: bool) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (need_id, whole))
+
+    async def _run(self) -> None:
+        while True:
+            ended: list[int] = []
+            whole: list[int] = []
+            need_id, again = await self._queue.get()
+            while True:
+                (whole if again else ended).append(need_id)
+                if self._queue.empty() or len(ended) + len(whole) >= 4096:
+                    break
+                need_id, again = self._queue.get_nowait()
+            await self._chan.send(pb.Frame(delta_done=pb.DeltaDone(ended=ended, whole=whole)))
+
+    async def close(self) -> None:
+        """Send what is queued, then stop."""
+        while not self._queue.empty():
+            await asyncio.sleep(0)
+        self.cancel()
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 def _summary_parts(

@@ -22,9 +22,12 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature, wants_delta
+from blit_core.delta.ops import Copy
+from blit_core.delta.signature import Signature
 from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
 from blit_core.models import FileFailure, TransferReport
 from blit_core.options import TransferOptions, Verb
@@ -42,14 +45,27 @@ REPORT_EVERY_COMMITS = 256  # the worker's result is emitted in parts, not per f
 STRATEGY = "network"
 
 
+BASIS_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass
+class _Basis:
+    """The file a delta need is rebuilt from: as it was when its signature was made."""
+
+    identity: tuple[int, int, int, int]  # dev, ino, size, mtime_ns
+    block_size: int
+    rebuild: Rebuilder | None = None  # while its delta arrives; None once it failed
+
+
 @dataclass
 class _Need:
-    """A file whose content is on its way."""
+    """A file whose content is on its way (as a delta against `basis`, if it has one)."""
 
     where: EntryPath
     item: CopyItem
     incoming: Incoming | None = None
     received: int = 0
+    basis: _Basis | None = None
 
 
 @dataclass
@@ -92,6 +108,9 @@ class Destination(LocalPipeline):
         self._listing: list = []
         self.scanned = 0  # manifest entries received
         self._commits_unreported = 0  # commits recorded in the worker's result, not yet emitted
+        self._delta_candidates: list[int] = []
+        # A delta need ended (False) or must be sent whole (True); set by the session.
+        self.on_delta_end: Callable[[int, bool], None] = lambda need_id, whole: None
 
     # -- planning ------------------------------------------------------------------------
 
@@ -209,8 +228,135 @@ class Destination(LocalPipeline):
                 self.needs[need_id] = _Need(where, item)
                 self.by_path[where.shown] = need_id
                 self._new_needs.append(need_id)
+                if self._wants_delta(item):
+                    self._delta_candidates.append(need_id)
         if not self._dir_pass:
             self._ids.clear()
+
+    # -- deltas --------------------------------------------------------------------------
+
+    def _wants_delta(self, item: CopyItem) -> bool:
+        options = self.options
+        return (not (options.whole_file or options.inplace or options.sparse)
+                and item.dst_mode is not None and stat.S_ISREG(item.dst_mode)
+                and wants_delta(item.dst_size))
+
+    def take_signatures(self, seed: int) -> Iterator[tuple[int, Signature]]:
+        """The signatures of the bases of the needs planned since the last call (a basis that
+        cannot be read is skipped: its file comes whole)."""
+        candidates, self._delta_candidates = self._delta_candidates, []
+        for need_id in candidates:
+            with self.lock:
+                need = self.needs[need_id]
+                try:
+                    dir_fd, name = self.local._place_of(need.where)
+                    fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+                except OSError:
+                    continue
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                sig = file_signature(fd, st.st_size, seed)
+            except (OSError, ValueError):
+                continue
+            finally:
+                os.close(fd)
+            with self.lock:
+                need.basis = _Basis((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+                                    sig.block_size)
+                self.local.result.stats.signature_bytes += sig.wire_bytes
+            yield need_id, sig
+
+    def delta_start(self, need_id: int) -> None:
+        """A delta for this need begins: open its temp file, and its basis again (which must
+        still be the file the signature was made from)."""
+        need = self._need(need_id)
+        if need is None:
+            return
+        basis = need.basis
+        if basis is None or basis.rebuild is not None:
+            raise ProtocolError(f"a delta for {need.where.shown!r}, which has no signature")
+        if not self._open(need_id, need):
+            return
+        with self.lock:
+            assert need.incoming is not None
+            try:
+                dir_fd, name = self.local._place_of(need.where)
+                fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                return  # the basis is gone: the check at the end sends the file whole
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != basis.identity:
+                os.close(fd)
+                return
+            basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size)
+
+    def delta_copy(self, need_id: int, block: int, count: int) -> None:
+        self._rebuild_step(need_id, lambda rebuild: rebuild.copy(Copy(block, count)))
+
+    def delta_literal(self, need_id: int, data: bytes | memoryview) -> None:
+        self._rebuild_step(need_id, lambda rebuild: rebuild.literal(data))
+        with self.lock:
+            self._count_progress(data)
+
+    def _rebuild_step(self, need_id: int, step: Callable[[Rebuilder], None]) -> None:
+        need = self._need(need_id)
+        if need is None or need.basis is None or need.basis.rebuild is None:
+            return
+        try:
+            step(need.basis.rebuild)
+        except DeltaMismatch:
+            self._close_basis(need.basis)
+        except OSError as exc:
+            self._give_up(need_id, exc)
+
+    def delta_end(self, need_id: int, size: int, digest: bytes) -> None:
+        """The delta is complete: commit the rebuilt file if it checks out, else ask for the
+        file whole (once: a need sent whole has no basis any more)."""
+        need = self._need(need_id)
+        if need is None:
+            return
+        basis = need.basis
+        if basis is None:
+            raise ProtocolError(f"a delta end for {need.where.shown!r}, which has no signature")
+        if size != need.item.entry.size:
+            self.abort(need_id, "changed during the transfer")
+            return
+        rebuild = basis.rebuild
+        try:
+            if rebuild is None:
+                raise DeltaMismatch("the basis changed")
+            rebuild.check(size, digest)
+        except DeltaMismatch:
+            self._send_whole(need_id, need)
+            return
+        except OSError as exc:
+            self._give_up(need_id, exc)
+            return
+        with self.lock:
+            stats = self.local.result.stats
+            stats.delta_files += 1
+            stats.literal_bytes += rebuild.literal_bytes
+            stats.matched_bytes += rebuild.matched_bytes
+            need.received = size
+        self._commit(need_id)
+
+    def _send_whole(self, need_id: int, need: _Need) -> None:
+        with self.lock:
+            basis, need.basis = need.basis, None
+            assert basis is not None
+            self._close_basis(basis)
+            if need.incoming is not None:
+                self._discard(need)
+            need.received = 0
+            self.on_delta_end(need_id, True)
+
+    @staticmethod
+    def _close_basis(basis: _Basis) -> None:
+        if basis.rebuild is not None:
+            os.close(basis.rebuild.basis_fd)
+            basis.rebuild = None
 
     # -- data ----------------------------------------------------------------------------
 
@@ -350,15 +496,23 @@ class Destination(LocalPipeline):
 
     def _drop(self, need_id: int, need: _Need) -> None:
         if need.incoming is not None:
-            incoming, need.incoming = need.incoming, None
-            try:
-                dir_fd, _ = self.local._place_of(need.where)
-            except OSError:  # its directory is gone: the temp file went with it
-                os.close(incoming.fd)
-            else:
-                self.local.sink.discard_incoming(incoming, dir_fd)
+            self._discard(need)
+        if need.basis is not None:
+            self._close_basis(need.basis)
+            self.on_delta_end(need_id, False)
         del self.needs[need_id]
         self.by_path.pop(need.where.shown, None)
+
+    def _discard(self, need: _Need) -> None:
+        """Close a need's temp file and remove it."""
+        assert need.incoming is not None
+        incoming, need.incoming = need.incoming, None
+        try:
+            dir_fd, _ = self.local._place_of(need.where)
+        except OSError:  # its directory is gone: the temp file went with it
+            os.close(incoming.fd)
+        else:
+            self.local.sink.discard_incoming(incoming, dir_fd)
 
     # -- the end -------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ class CopyItem(NamedTuple):
     entry: FileEntry
     dst_mode: int | None  # what the destination holds now (st_mode), None if nothing
     code: str  # itemize code of the change
+    dst_size: int = 0  # the size of the file the destination holds now (a delta's basis)
 
 
 class CopyJob(NamedTuple):

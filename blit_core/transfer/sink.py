@@ -27,7 +27,8 @@ from blit_core.options import TransferOptions
 TEMP_SUFFIX = ".blit-tmp"
 _MAX_NAME_BYTES = 255
 _PERM_BITS = 0o7777
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Read and write: a file rebuilt from a delta is read back to check it.
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # Opening an existing entry to set its attributes: never through a symlink, never blocking on
 # a FIFO, and without needing read permission where the kernel allows.
 _ATTR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

@@ -673,7 +673,8 @@ class Worker:
             if self.options.compare is CompareMode.CHECKSUM and stat.S_ISREG(dst_st.st_mode):
                 attrs = "c" + attrs[1:]
             code = ">f" + attrs
-        planner.add(CopyItem(entry, dst_st.st_mode if dst_st else None, code))
+        planner.add(CopyItem(entry, dst_st.st_mode if dst_st else None, code,
+                             dst_st.st_size if dst_st else 0))
 
     def _copy_batch(self, job: CopyJob) -> None:
         root = self.roots[job.root]

@@ -148,6 +148,36 @@ class Decoder:
                 raise ProtocolError(f"abort reason is not valid utf-8: {exc}") from None
             self._pos = start + reason_len
             return frames.Abort(need_id, reason)
+        if kind == frames.DELTA:
+            if have < frames.DELTA_HEADER.size:
+                return self._short()
+            _, need_id = frames.DELTA_HEADER.unpack_from(buf, pos)
+            self._check("need_id", need_id, lim.max_need_id)
+            self._pos += frames.DELTA_HEADER.size
+            return frames.DeltaStart(need_id)
+        if kind == frames.COPY:
+            if have < frames.COPY_RECORD.size:
+                return self._short()
+            _, block, count = frames.COPY_RECORD.unpack_from(buf, pos)
+            self._check("copy block", block, lim.max_blocks)
+            self._check("copy count", count, lim.max_blocks)
+            self._pos += frames.COPY_RECORD.size
+            return frames.CopyBlocks(block, count)
+        if kind == frames.LITERAL:
+            if have < frames.LITERAL_HEADER.size:
+                return self._short()
+            _, length = frames.LITERAL_HEADER.unpack_from(buf, pos)
+            self._check("literal length", length, lim.max_literal_length)
+            self._pos += frames.LITERAL_HEADER.size
+            self._start_payload(length)
+            return frames.LiteralStart(length)
+        if kind == frames.DELTA_END:
+            if have < frames.DELTA_END_RECORD.size:
+                return self._short()
+            _, size, digest = frames.DELTA_END_RECORD.unpack_from(buf, pos)
+            self._check("delta size", size, frames.MAX_FILE_END)
+            self._pos += frames.DELTA_END_RECORD.size
+            return frames.DeltaEnd(size, bytes(digest))
         if kind == frames.END:
             self._pos += 1
             if self.buffered:

@@ -8,6 +8,11 @@ are big-endian:
     SHARD  0x02  length u64, then `length` bytes of a tar stream of small files
     ABORT  0x03  need_id u64, reason_len u16, reason (utf-8); the receiver discards that file
     END    0x04  no fields; nothing may follow it on the connection
+    DELTA  0x05  need_id u64: a delta of that file follows, on this connection
+    COPY   0x06  block u64, count u64: the next bytes are that run of the basis's blocks
+    LIT    0x07  length u64, then `length` literal bytes
+    DEND   0x08  size u64, xxh3-128 (16 bytes): the delta's end, with the whole new file's
+                 size and checksum
 
 The decoder (`blit_core.wire.codec.Decoder`) turns bytes into the events defined here."""
 
@@ -29,10 +34,18 @@ RANGE = 0x01
 SHARD = 0x02
 ABORT = 0x03
 END = 0x04
+DELTA = 0x05
+COPY = 0x06
+LITERAL = 0x07
+DELTA_END = 0x08
 
 RANGE_HEADER = struct.Struct(">BQQQ")  # type, need_id, offset, length
 SHARD_HEADER = struct.Struct(">BQ")  # type, length
 ABORT_HEADER = struct.Struct(">BQH")  # type, need_id, reason_len
+DELTA_HEADER = struct.Struct(">BQ")  # type, need_id
+COPY_RECORD = struct.Struct(">BQQ")  # type, block, count
+LITERAL_HEADER = struct.Struct(">BQ")  # type, length
+DELTA_END_RECORD = struct.Struct(">BQ16s")  # type, size, digest
 
 MAX_REASON_BYTES = 4096
 # A range must end at an offset the receiver can pwrite to (off_t is signed 64-bit).
@@ -47,6 +60,8 @@ class Limits:
     max_shard_length: int = 1 << 30
     max_reason_bytes: int = MAX_REASON_BYTES
     max_need_id: int = (1 << 63) - 1
+    max_literal_length: int = 1 << 24
+    max_blocks: int = 1 << 40
 
 
 DEFAULT_LIMITS = Limits()
@@ -91,6 +106,30 @@ class Abort:
 
 
 @dataclass(frozen=True, slots=True)
+class DeltaStart:
+    need_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBlocks:
+    block: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralStart:
+    """Literal bytes of the current delta follow as Data, then PayloadEnd."""
+
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaEnd:
+    size: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """The sender has nothing more for this connection."""
 
@@ -103,7 +142,8 @@ class NeedData(enum.Enum):
 
 NEED_DATA = NeedData.NEED_DATA
 
-Event = RangeStart | ShardStart | Data | PayloadEnd | Abort | End
+Event = (RangeStart | ShardStart | Data | PayloadEnd | Abort | End | DeltaStart | CopyBlocks
+         | LiteralStart | DeltaEnd)
 
 
 def encode_preface(token: bytes) -> bytes:
@@ -154,6 +194,28 @@ def encode_abort(need_id: int, reason: str) -> bytes:
     if len(raw) > MAX_REASON_BYTES:
         raw = raw[:MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
     return ABORT_HEADER.pack(ABORT, need_id, len(raw)) + raw
+
+
+def encode_delta_start(need_id: int) -> bytes:
+    _check("need_id", need_id, DEFAULT_LIMITS.max_need_id)
+    return DELTA_HEADER.pack(DELTA, need_id)
+
+
+def encode_copy(block: int, count: int) -> bytes:
+    _check("copy block", block, DEFAULT_LIMITS.max_blocks)
+    _check("copy count", count, DEFAULT_LIMITS.max_blocks)
+    return COPY_RECORD.pack(COPY, block, count)
+
+
+def encode_literal_header(length: int) -> bytes:
+    """The header of a LIT record; the caller sends exactly `length` bytes after."""
+    _check("literal length", length, DEFAULT_LIMITS.max_literal_length)
+    return LITERAL_HEADER.pack(LITERAL, length)
+
+
+def encode_delta_end(size: int, digest: bytes) -> bytes:
+    _check("delta size", size, MAX_FILE_END)
+    return DELTA_END_RECORD.pack(DELTA_END, size, digest)
 
 
 def encode_end() -> bytes:

@@ -28,7 +28,7 @@ DIR: EntryType
 SYMLINK: EntryType
 
 class Frame(_message.Message):
-    __slots__ = ("hello", "welcome", "roots", "manifest", "needs", "grant", "data", "summary", "done", "failure", "progress")
+    __slots__ = ("hello", "welcome", "roots", "manifest", "needs", "grant", "data", "summary", "done", "failure", "progress", "signature", "delta_done")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ROOTS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,8 @@ class Frame(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DELTA_DONE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     welcome: Welcome
     roots: Roots
@@ -51,7 +53,9 @@ class Frame(_message.Message):
     done: Done
     failure: Failure
     progress: Progress
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., roots: _Optional[_Union[Roots, _Mapping]] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., needs: _Optional[_Union[Needs, _Mapping]] = ..., grant: _Optional[_Union[DataGrant, _Mapping]] = ..., data: _Optional[bytes] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
+    signature: Signature
+    delta_done: DeltaDone
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., roots: _Optional[_Union[Roots, _Mapping]] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., needs: _Optional[_Union[Needs, _Mapping]] = ..., grant: _Optional[_Union[DataGrant, _Mapping]] = ..., data: _Optional[bytes] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., delta_done: _Optional[_Union[DeltaDone, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol", "client_version", "module", "paths", "client_role", "verb", "options", "force_grpc", "streams", "bwlimit")
@@ -140,6 +144,32 @@ class Needs(_message.Message):
     batch: int
     ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, batch: _Optional[int] = ..., ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Signature(_message.Message):
+    __slots__ = ("id", "block_size", "basis_size", "seed", "weak", "strong", "last")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BASIS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    WEAK_FIELD_NUMBER: _ClassVar[int]
+    STRONG_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    block_size: int
+    basis_size: int
+    seed: int
+    weak: bytes
+    strong: bytes
+    last: bool
+    def __init__(self, id: _Optional[int] = ..., block_size: _Optional[int] = ..., basis_size: _Optional[int] = ..., seed: _Optional[int] = ..., weak: _Optional[bytes] = ..., strong: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class DeltaDone(_message.Message):
+    __slots__ = ("ended", "whole")
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
+    ended: _containers.RepeatedScalarFieldContainer[int]
+    whole: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ended: _Optional[_Iterable[int]] = ..., whole: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DataGrant(_message.Message):
     __slots__ = ("port", "token", "streams")

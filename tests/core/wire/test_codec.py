@@ -18,9 +18,13 @@ from blit_core.wire.codec import Decoder
 from blit_core.wire.frames import (
     NEED_DATA,
     Abort,
+    CopyBlocks,
     Data,
+    DeltaEnd,
+    DeltaStart,
     End,
     Limits,
+    LiteralStart,
     PayloadEnd,
     RangeStart,
     ShardStart,
@@ -29,7 +33,8 @@ from blit_core.wire.frames import (
 MiB = 1 << 20
 
 # Records as the tests model them: ("range", need_id, offset, payload), ("shard", payload),
-# ("abort", need_id, reason), ("end",).
+# ("abort", need_id, reason), ("delta", need_id), ("copy", block, count), ("lit", payload),
+# ("dend", size, digest), ("end",).
 
 
 def encode(records: list[tuple]) -> bytes:
@@ -41,6 +46,14 @@ def encode(records: list[tuple]) -> bytes:
             out += frames.encode_shard_header(len(rec[1])) + rec[1]
         elif rec[0] == "abort":
             out += frames.encode_abort(rec[1], rec[2])
+        elif rec[0] == "delta":
+            out += frames.encode_delta_start(rec[1])
+        elif rec[0] == "copy":
+            out += frames.encode_copy(rec[1], rec[2])
+        elif rec[0] == "lit":
+            out += frames.encode_literal_header(len(rec[1])) + rec[1]
+        elif rec[0] == "dend":
+            out += frames.encode_delta_end(rec[1], rec[2])
         else:
             out += frames.encode_end()
     return bytes(out)
@@ -71,9 +84,16 @@ class Reassembler:
             assert self.current is not None and len(self.payload) == self.current[-1]
             self.records.append((*self.current[:-1], bytes(self.payload)))
             self.current, self.payload = None, bytearray()
+        elif isinstance(event, LiteralStart):
+            assert self.current is None
+            self.current = ("lit", event.length)
         elif isinstance(event, Abort):
             assert self.current is None
             self.records.append(("abort", event.need_id, event.reason))
+        elif isinstance(event, DeltaStart | CopyBlocks | DeltaEnd):
+            assert self.current is None
+            kind = {DeltaStart: "delta", CopyBlocks: "copy", DeltaEnd: "dend"}[type(event)]
+            self.records.append((kind, *(getattr(event, f) for f in event.__slots__)))
         else:
             assert isinstance(event, End) and self.current is None
             self.records.append(("end",))
@@ -111,6 +131,12 @@ SMALL = [
     ("range", 3, 4096, bytes(range(256)) * 3),
     ("shard", b""),
     ("abort", 4, ""),
+    ("delta", 9),
+    ("copy", 0, 3),
+    ("lit", b"new bytes" * 40),
+    ("copy", 17, 1),
+    ("lit", b""),
+    ("dend", 12345, bytes(range(16))),
     ("end",),
 ]
 
@@ -152,6 +178,10 @@ records_strategy = st.lists(
         st.tuples(st.just("range"), st.integers(0, 2**63 - 1), st.integers(0, 2**40), st.binary()),
         st.tuples(st.just("shard"), st.binary()),
         st.tuples(st.just("abort"), st.integers(0, 2**63 - 1), st.text(max_size=100)),
+        st.tuples(st.just("delta"), st.integers(0, 2**63 - 1)),
+        st.tuples(st.just("copy"), st.integers(0, 2**40), st.integers(0, 2**40)),
+        st.tuples(st.just("lit"), st.binary()),
+        st.tuples(st.just("dend"), st.integers(0, 2**63 - 1), st.binary(min_size=16, max_size=16)),
     )
 ).map(lambda recs: [*recs, ("end",)])
 
@@ -237,6 +267,15 @@ def test_shard_length_over_limit_is_rejected_as_soon_as_the_header_is_complete()
     assert "shard length" in str(err) and str(1 << 30) in str(err)
 
 
+def test_delta_lengths_over_limit_are_rejected_as_soon_as_the_header_is_complete():
+    err = rejected_after(struct.pack(">BQ", frames.LITERAL, 2**24 + 1))
+    assert "literal length" in str(err)
+    err = rejected_after(struct.pack(">BQQ", frames.COPY, 0, 2**41))
+    assert "copy count" in str(err)
+    err = rejected_after(struct.pack(">BQQ", frames.COPY, 2**41, 1))
+    assert "copy block" in str(err)
+
+
 def test_abort_reason_over_limit_is_rejected_before_the_reason_arrives():
     err = rejected_after(struct.pack(">BQH", frames.ABORT, 1, 5000))
     assert "reason length" in str(err) and "4096" in str(err)
@@ -247,6 +286,7 @@ def test_abort_reason_over_limit_is_rejected_before_the_reason_arrives():
     [
         struct.pack(">BQQQ", frames.RANGE, 2**63, 0, 0),
         struct.pack(">BQH", frames.ABORT, 2**64 - 1, 0),
+        struct.pack(">BQ", frames.DELTA, 2**63),
     ],
 )
 def test_need_id_over_limit_is_rejected(header):

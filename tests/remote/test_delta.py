@@ -1,0 +1,107 @@
+"""Delta transfers against a real blit-daemon on 127.0.0.1: a changed file travels as its
+changes (push and pull), -W sends it whole, and a basis that changes underneath falls back to
+a whole-file transfer that still ends byte-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.daemon import Daemon, sides, transfer
+from helpers.treecheck import assert_same_tree, find_temp_files
+
+EDIT = 4096
+SIZE = 8 << 20
+
+
+def edited(data: bytes) -> bytes:
+    """Three 4 KiB overwrites and a 1,000-byte insertion that shifts everything after it."""
+    out = bytearray(data)
+    for offset in (10_000, 3_000_000, 7_000_000):
+        out[offset:offset + EDIT] = os.urandom(EDIT)
+    return bytes(out[:5_000_000]) + os.urandom(1000) + bytes(out[5_000_000:])
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def first_copy(direction: str, daemon: Daemon, tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = sides(direction, daemon, tmp_path)
+    src.mkdir()
+    (src / "image.bin").write_bytes(os.urandom(SIZE))
+    (src / "small").write_bytes(b"small files always go whole")
+    summary(transfer(direction, daemon, "mirror", src, dst, "--json"))
+    return src, dst
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_changed_file_travels_as_its_changes(direction: str, daemon: Daemon,
+                                               tmp_path: Path) -> None:
+    src, dst = first_copy(direction, daemon, tmp_path)
+    image = src / "image.bin"
+    image.write_bytes(edited(image.read_bytes()))
+    os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    image.chmod(0o640)
+    report = summary(transfer(direction, daemon, "mirror", src, dst, "--json"))
+    assert_same_tree(src, dst)
+    assert find_temp_files(dst) == []
+    delta = report["delta"]
+    assert delta["files"] == 1
+    changed = 3 * EDIT + 1000
+    block = 2896  # rsync's rule for 8 MiB: the square root, to a multiple of 8
+    assert changed <= delta["literal_bytes"] <= changed + 8 * block
+    assert delta["literal_bytes"] + delta["matched_bytes"] == image.stat().st_size
+    assert delta["signature_bytes"] == 20 * (SIZE // block) + 16  # a weak sum per whole block
+    wire = report["wire_bytes_sent"] + report["wire_bytes_received"]
+    assert wire < delta["literal_bytes"] + delta["signature_bytes"] + 64 * 1024
+    # unchanged now: nothing to send, no signature
+    again = summary(transfer(direction, daemon, "mirror", src, dst, "--json"))
+    assert again["files"]["transferred"] == 0 and again["delta"]["signature_bytes"] == 0
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_whole_file_flag_sends_the_file_whole(direction: str, daemon: Daemon,
+                                              tmp_path: Path) -> None:
+    src, dst = first_copy(direction, daemon, tmp_path)
+    image = src / "image.bin"
+    image.write_bytes(edited(image.read_bytes()))
+    report = summary(transfer(direction, daemon, "mirror", src, dst, "--json", "-W"))
+    assert_same_tree(src, dst)
+    assert report["delta"] == {"files": 0, "literal_bytes": 0, "matched_bytes": 0,
+                               "signature_bytes": 0}
+    assert report["wire_bytes_sent"] + report["wire_bytes_received"] > SIZE
+
+
+def test_a_basis_that_changes_underneath_falls_back_to_the_whole_file(
+        daemon: Daemon, tmp_path: Path) -> None:
+    """A push on one stream capped at 1 MB/s: the daemon signs the old file at once, then
+    the file ahead of it takes ~6 s to arrive; meanwhile the old file is rewritten in place
+    with its size and mtime kept, so only the rebuilt file's checksum can tell."""
+    src, dst = first_copy("push", daemon, tmp_path)
+    (src / "a_first.bin").write_bytes(os.urandom(6 << 20))
+    image = src / "image.bin"
+    image.write_bytes(edited(image.read_bytes()))
+    basis = dst / "image.bin"
+    kept = basis.stat()
+    with subprocess.Popen(
+            [sys.executable, "-m", "blit_cli", "mirror", "--json", "--streams", "1",
+             "--bwlimit", "1M", f"{src}/", daemon.endpoint("dst") + "/"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as client:
+        time.sleep(2.0)
+        with open(basis, "r+b") as f:
+            f.seek(SIZE // 2)
+            f.write(os.urandom(EDIT))
+        os.utime(basis, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+        out, err = client.communicate(timeout=60)
+    assert client.returncode == 0, err
+    report = json.loads(out)
+    assert_same_tree(src, dst)
+    assert report["delta"]["files"] == 0 and report["delta"]["signature_bytes"] > 0
+    assert report["wire_bytes_sent"] > (6 << 20) + SIZE  # sent whole after the delta
