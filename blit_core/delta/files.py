@@ -7,13 +7,17 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import xxhash
 
-from blit_core.delta.ops import Copy, copy_length
+from blit_core.delta.match import Matcher
+from blit_core.delta.ops import Copy, Op, copy_length
 from blit_core.delta.signature import Signature, SignatureBuilder
 
 READ_CHUNK = 8 << 20
+# A basis is opened like this: never through a symlink, never blocking on a FIFO.
+BASIS_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 MIN_DELTA_SIZE = 64 << 10  # a smaller basis is not worth a signature: the file goes whole
 
 
@@ -92,3 +96,31 @@ class Rebuilder:
 def wants_delta(basis_size: int) -> bool:
     """Whether a basis this large is worth a signature."""
     return basis_size >= MIN_DELTA_SIZE
+
+
+class DeltaCounts(NamedTuple):
+    literal_bytes: int
+    matched_bytes: int
+    signature_bytes: int
+
+
+def delta_copy(src_fd: int, basis_fd: int, out_fd: int, seed: int) -> DeltaCounts:
+    """Rebuild the file at src_fd into out_fd from the basis, as a remote delta would
+    (--no-whole-file in a local copy); DeltaMismatch if the result does not check out."""
+    sig = file_signature(basis_fd, os.fstat(basis_fd).st_size, seed)
+    matcher = Matcher(sig)
+    rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size)
+
+    def apply(ops: list[Op]) -> None:
+        for op in ops:
+            if isinstance(op, Copy):
+                rebuild.copy(op)
+            else:
+                rebuild.literal(op.data)
+
+    for data in read_chunks(src_fd):
+        apply(matcher.feed(data))
+    ops, digest = matcher.finish()
+    apply(ops)
+    rebuild.check(matcher.size, digest)
+    return DeltaCounts(rebuild.literal_bytes, rebuild.matched_bytes, sig.wire_bytes)

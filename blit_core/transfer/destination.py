@@ -25,7 +25,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature, wants_delta
+from blit_core.delta.files import (
+    BASIS_FLAGS,
+    DeltaMismatch,
+    Rebuilder,
+    file_signature,
+    wants_delta,
+)
 from blit_core.delta.ops import Copy
 from blit_core.delta.signature import Signature
 from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
@@ -43,9 +49,6 @@ PLAN_CHUNK = 512
 MAX_OPEN_DIRS = 256
 REPORT_EVERY_COMMITS = 256  # the worker's result is emitted in parts, not per file
 STRATEGY = "network"
-
-
-BASIS_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass

@@ -14,18 +14,21 @@ import contextlib
 import errno
 import itertools
 import os
+import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from blit_core import pathsafe
+from blit_core.delta.files import BASIS_FLAGS, DeltaCounts, DeltaMismatch, delta_copy, wants_delta
 from blit_core.fastcopy import OnBytes, copy_file
 from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
 
 TEMP_SUFFIX = ".blit-tmp"
 _MAX_NAME_BYTES = 255
+DELTA_STRATEGY = "delta"
 _PERM_BITS = 0o7777
 # Read and write: a file rebuilt from a delta is read back to check it.
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -81,6 +84,7 @@ class FsSink:
         self._counter = itertools.count()
         self._pid = os.getpid()
         self._owner = (os.geteuid(), os.getegid())  # who owns the files this process creates
+        self.last_delta: DeltaCounts | None = None  # of the last file copied as a delta
 
     # -- names ---------------------------------------------------------------------------
 
@@ -123,7 +127,10 @@ class FsSink:
             out = -1
             try:  # opened inside: a signal may arrive just after the file is created
                 out = os.open(temp, _TEMP_FLAGS, perms & 0o777, dir_fd=dir_fd)
-                strategy = self._fill(src_fd, out, entry, dest)
+                if dst_mode is not None and stat.S_ISREG(dst_mode) and self.options.force_delta:
+                    strategy = self._fill_from_basis(src_fd, out, dir_fd, name, entry, dest)
+                else:
+                    strategy = self._fill(src_fd, out, entry, dest)
                 written, out = out, -1
                 self._finish_new(written, dir_fd, temp, name, entry, dst_mode, rel, dest)
             except BaseException:
@@ -220,6 +227,27 @@ class FsSink:
             src_fd, out, entry.size, devices=(entry.dev, dest.dev),
             keep_sparse=self.options.sparse, on_bytes=self.on_bytes,
         )
+
+    def _fill_from_basis(self, src_fd: int, out: int, dir_fd: int, name: str,
+                         entry: FileEntry, dest: DestDir) -> str:
+        """--no-whole-file: rebuild from the file being replaced, as a remote delta would;
+        whole when the basis is small or unreadable, or the result does not check out."""
+        self.last_delta = None
+        try:
+            basis = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return self._fill(src_fd, out, entry, dest)
+        try:
+            st = os.fstat(basis)
+            if stat.S_ISREG(st.st_mode) and wants_delta(st.st_size):
+                try:
+                    self.last_delta = delta_copy(src_fd, basis, out, secrets.randbits(64))
+                    return DELTA_STRATEGY
+                except DeltaMismatch:
+                    os.ftruncate(out, 0)
+        finally:
+            os.close(basis)
+        return self._fill(src_fd, out, entry, dest)
 
     def _finish_fd(
         self, fd: int, entry: FileEntry, *, fchmod_needed: bool, chown_needed: bool

@@ -42,7 +42,7 @@ from blit_core.transfer.jobs import (
     RootJob,
     TransferRoot,
 )
-from blit_core.transfer.sink import DestDir, FsSink
+from blit_core.transfer.sink import DELTA_STRATEGY, DestDir, FsSink
 
 if TYPE_CHECKING:
     from blit_core.transfer.source import ManifestOutput
@@ -699,9 +699,20 @@ class Worker:
                     continue
             else:
                 strategy = None
+            if strategy == DELTA_STRATEGY:
+                self._count_delta()
             self.record_copy(EntryPath(job.root, rel, shown), item, strategy)
             if count % 256 == 0 and self.result.size() >= PART_RECORDS:
                 self._send_part()
+
+    def _count_delta(self) -> None:
+        counts = self.sink.last_delta
+        assert counts is not None
+        stats = self.result.stats
+        stats.delta_files += 1
+        stats.literal_bytes += counts.literal_bytes
+        stats.matched_bytes += counts.matched_bytes
+        stats.signature_bytes += counts.signature_bytes
 
     def record_copy(self, where: EntryPath, item: CopyItem, strategy: str | None) -> None:
         """A file's copy is committed (or would be, in a dry run): count and report it, and

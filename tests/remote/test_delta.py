@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.daemon import Daemon, sides, transfer
+from helpers.daemon import Daemon, run, sides, transfer
 from helpers.treecheck import assert_same_tree, find_temp_files
 
 EDIT = 4096
@@ -105,3 +105,27 @@ def test_a_basis_that_changes_underneath_falls_back_to_the_whole_file(
     assert_same_tree(src, dst)
     assert report["delta"]["files"] == 0 and report["delta"]["signature_bytes"] > 0
     assert report["wire_bytes_sent"] > (6 << 20) + SIZE  # sent whole after the delta
+
+
+def test_local_copies_use_a_delta_only_with_no_whole_file(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "image.bin").write_bytes(os.urandom(SIZE))
+    summary(run("mirror", "--json", f"{src}/", f"{dst}/"))
+    image = src / "image.bin"
+    image.write_bytes(edited(image.read_bytes()))
+    whole = summary(run("mirror", "--json", f"{src}/", f"{dst}/"))
+    assert whole["delta"]["files"] == 0 and "delta" not in whole["strategies"]
+    assert_same_tree(src, dst)
+    image.write_bytes(edited(image.read_bytes()))
+    report = summary(run("mirror", "--json", "--no-whole-file", f"{src}/", f"{dst}/"))
+    assert_same_tree(src, dst)
+    assert find_temp_files(dst) == []
+    assert report["strategies"]["delta"]["files"] == 1
+    assert 3 * EDIT + 1000 <= report["delta"]["literal_bytes"] <= 3 * EDIT + 1000 + 8 * 2896
+
+
+def test_whole_file_and_no_whole_file_together_are_refused(tmp_path: Path) -> None:
+    result = run("copy", "-W", "--no-whole-file", f"{tmp_path}/", f"{tmp_path}/x/")
+    assert result.returncode == 1
+    assert "cannot be combined" in result.stderr
