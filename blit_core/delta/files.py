@@ -14,6 +14,8 @@ import xxhash
 from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Op, copy_length
 from blit_core.delta.signature import Signature, SignatureBuilder
+from blit_core.errors import ProtocolError
+from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS
 
 READ_CHUNK = 8 << 20
 # A basis is opened like this: never through a symlink, never blocking on a FIFO.
@@ -54,7 +56,10 @@ def file_digest(fd: int, size: int) -> bytes:
 class Rebuilder:
     """Writes a file from operations, in order, into `out_fd` (a fresh temp file)."""
 
-    def __init__(self, basis_fd: int, out_fd: int, block_size: int, basis_size: int) -> None:
+    def __init__(self, basis_fd: int, out_fd: int, block_size: int, basis_size: int,
+                 size: int) -> None:
+        """`size`: the new file's; nothing is written past it."""
+        self.size = size
         self.basis_fd = basis_fd
         self.out_fd = out_fd
         self.block_size = block_size
@@ -67,18 +72,29 @@ class Rebuilder:
         length = copy_length(op, self.block_size, self.basis_size)
         if op.count <= 0 or op.block < 0 or length <= 0:
             raise DeltaMismatch(f"a copy of blocks {op.block}+{op.count} outside the basis")
+        self._check_room(length)
         source = op.block * self.block_size
         done = 0
         while done < length:
-            copied = os.copy_file_range(self.basis_fd, self.out_fd, length - done,
-                                        source + done, self.offset + done)
+            try:
+                copied = os.copy_file_range(self.basis_fd, self.out_fd, length - done,
+                                            source + done, self.offset + done)
+            except OSError as exc:
+                if exc.errno in UNSUPPORTED_ERRNOS:  # this filesystem cannot: send it whole
+                    raise DeltaMismatch(f"copy_file_range: {exc.strerror}") from None
+                raise
             if copied == 0:
                 raise DeltaMismatch("the basis shrank during the transfer")
             done += copied
         self.offset += length
         self.matched_bytes += length
 
+    def _check_room(self, length: int) -> None:
+        if self.offset + length > self.size:
+            raise ProtocolError(f"a delta longer than its file's {self.size} bytes")
+
     def literal(self, data: bytes | memoryview) -> None:
+        self._check_room(len(data))
         written = 0
         while written < len(data):
             written += os.pwrite(self.out_fd, data[written:], self.offset + written)
@@ -109,7 +125,7 @@ def delta_copy(src_fd: int, basis_fd: int, out_fd: int, seed: int) -> DeltaCount
     (--no-whole-file in a local copy); DeltaMismatch if the result does not check out."""
     sig = file_signature(basis_fd, os.fstat(basis_fd).st_size, seed)
     matcher = Matcher(sig)
-    rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size)
+    rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size, os.fstat(src_fd).st_size)
 
     def apply(ops: list[Op]) -> None:
         for op in ops:

@@ -119,11 +119,11 @@ class SignatureReader:
     """Gathers a peer's signature parts and checks them against what the header declares."""
 
     def __init__(self, block_size: int, size: int, seed: int) -> None:
-        if not 0 < block_size <= MAX_BLOCK:
-            raise ProtocolError(f"signature block size {block_size} is outside 1..{MAX_BLOCK}")
-        if not 0 <= size <= MAX_SIGNATURE_BLOCKS * block_size:
-            raise ProtocolError(f"a signature of {size} bytes in blocks of {block_size} has "
-                                f"more than {MAX_SIGNATURE_BLOCKS} blocks")
+        if not 0 <= size <= MAX_SIGNATURE_BLOCKS * MAX_BLOCK:
+            raise ProtocolError(f"a signature of a {size}-byte basis is too large")
+        if block_size != block_size_for(size):
+            raise ProtocolError(f"signature block size {block_size} for a {size}-byte basis; "
+                                f"expected {block_size_for(size)}")
         self.block_size, self.size, self.seed = block_size, size, seed
         self._weak = bytearray()
         self._strong = bytearray()
@@ -137,6 +137,8 @@ class SignatureReader:
         self._strong += strong
 
     def finish(self) -> Signature:
+        if len(self._weak) != 4 * (self.size // self.block_size):
+            raise ProtocolError("a signature shorter than its basis")
         sig = Signature(self.block_size, self.size, self.seed,
                         np.frombuffer(bytes(self._weak), dtype=">u4").astype(np.uint32),
                         bytes(self._strong))

@@ -250,7 +250,9 @@ class Destination(LocalPipeline):
         candidates, self._delta_candidates = self._delta_candidates, []
         for need_id in candidates:
             with self.lock:
-                need = self.needs[need_id]
+                need = self.needs.get(need_id)
+                if need is None:
+                    continue
                 try:
                     dir_fd, name = self.local._place_of(need.where)
                     fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
@@ -266,6 +268,8 @@ class Destination(LocalPipeline):
             finally:
                 os.close(fd)
             with self.lock:
+                if self.needs.get(need_id) is not need:  # dropped meanwhile
+                    continue
                 need.basis = _Basis((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
                                     sig.block_size)
                 self.local.result.stats.signature_bytes += sig.wire_bytes
@@ -277,23 +281,28 @@ class Destination(LocalPipeline):
         need = self._need(need_id)
         if need is None:
             return
-        basis = need.basis
-        if basis is None or basis.rebuild is not None:
-            raise ProtocolError(f"a delta for {need.where.shown!r}, which has no signature")
         if not self._open(need_id, need):
             return
         with self.lock:
-            assert need.incoming is not None
+            basis = need.basis
+            if basis is None or basis.rebuild is not None or need.incoming is None:
+                raise ProtocolError(f"a delta for {need.where.shown!r}, which has no "
+                                    "signature or has one under way")
             try:
                 dir_fd, name = self.local._place_of(need.where)
                 fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
             except OSError:
                 return  # the basis is gone: the check at the end sends the file whole
-            st = os.fstat(fd)
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                os.close(fd)
+                return
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != basis.identity:
                 os.close(fd)
                 return
-            basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size)
+            basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size,
+                                      need.item.entry.size)
 
     def delta_copy(self, need_id: int, block: int, count: int) -> None:
         self._rebuild_step(need_id, lambda rebuild: rebuild.copy(Copy(block, count)))

@@ -243,7 +243,7 @@ class FsSink:
                 try:
                     self.last_delta = delta_copy(src_fd, basis, out, secrets.randbits(64))
                     return DELTA_STRATEGY
-                except DeltaMismatch:
+                except (DeltaMismatch, ValueError):  # ValueError: the basis changed size
                     os.ftruncate(out, 0)
         finally:
             os.close(basis)

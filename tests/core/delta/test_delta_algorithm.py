@@ -11,7 +11,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blit_core.delta import reference
+from blit_core.delta import reference, signature
 from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature
 from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Literal
@@ -135,9 +135,10 @@ def test_an_insertion_shifting_everything_after_it_costs_about_one_block() -> No
     assert matcher.literal_bytes <= 777 + 2 * block_size_for(len(basis))
 
 
-def test_signature_travels_in_parts_and_back() -> None:
-    basis = os.urandom(2_000_000)
-    builder = SignatureBuilder(len(basis), SEED, 32)  # 62,500 blocks: two parts
+def test_signature_travels_in_parts_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signature, "MAX_BLOCKS_PER_PART", 100)
+    basis = os.urandom(100_000)
+    builder = SignatureBuilder(len(basis), SEED)  # 143 blocks of 700 bytes: two parts
     builder.feed(basis)
     sig = builder.finish()
     parts = signature_parts(sig)
@@ -151,7 +152,11 @@ def test_signature_travels_in_parts_and_back() -> None:
 
 def test_a_signature_is_checked_against_its_declared_basis() -> None:
     with pytest.raises(ProtocolError):
-        SignatureReader(0, 10, SEED)
+        SignatureReader(1, 10, SEED)  # not the block size the rule gives
+    with pytest.raises(ProtocolError):
+        reader = SignatureReader(700, 1400, SEED)
+        reader.add(bytes(7), bytes(2 * STRONG_BYTES))  # not whole weak sums
+        reader.finish()
     with pytest.raises(ProtocolError):
         SignatureReader(700, 1 << 60, SEED)
     reader = SignatureReader(700, 1400, SEED)
@@ -174,7 +179,7 @@ def test_rebuild_from_files_checks_the_result(tmp_path) -> None:
         matcher = Matcher(sig)
         ops = matcher.feed(new)
         more, digest = matcher.finish()
-        rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size)
+        rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size, len(new))
         for op in ops + more:
             rebuild.copy(op) if isinstance(op, Copy) else rebuild.literal(op.data)
         rebuild.check(len(new), digest)
@@ -183,6 +188,8 @@ def test_rebuild_from_files_checks_the_result(tmp_path) -> None:
             rebuild.check(len(new), bytes(16))
         with pytest.raises(DeltaMismatch):
             rebuild.copy(Copy(10_000, 1))  # beyond the basis
+        with pytest.raises(ProtocolError):
+            rebuild.literal(b"x")  # beyond the new file's size
     finally:
         os.close(basis_fd)
         os.close(out_fd)
