@@ -86,7 +86,7 @@ class SignatureBuilder:
         self._weak.append(block_digests(view, size))
         strong = self._strong
         for start in range(0, len(view), size):
-            strong += xxhash.xxh3_128_digest(view[start : start + size], seed)[:STRONG_BYTES]
+            strong += strong_hash(view[start : start + size], seed)
 
     def finish(self) -> Signature:
         """The signature; ValueError if the bytes fed are not `size` long (the basis changed

@@ -66,8 +66,7 @@ class DeltaWork(NamedTuple):
     """A file sent as a delta against the DESTINATION's basis, whose signature came back."""
 
     need_id: int
-    file: SourceFile
-    path: str
+    path: str  # where the SOURCE reads it
     signature: Signature
 
 

@@ -427,7 +427,7 @@ async def run_source(
                         await send_whole(need_id, file, root)
                         continue
                     deltas[need_id] = (file, root)
-                    await put_work(dataplane.DeltaWork(need_id, file, root.src_path(file.rel),
+                    await put_work(dataplane.DeltaWork(need_id, root.src_path(file.rel),
                                                        signature))
                 shard = packer.flush()
                 if shard.files:
@@ -574,9 +574,7 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
             await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
         await chan.until(receivers.join())
         report = await asyncio.to_thread(dest.finish)
-        await delta_ends.close()
     except BaseException as exc:
-        delta_ends.cancel()
         plane.shutdown()  # receivers stop before their temp files go
 
         def clean_up() -> None:
@@ -586,6 +584,8 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
         await _to_completion(clean_up)
         await chan.fail(exc)
         raise
+    finally:
+        delta_ends.cancel()
     parts = list(_summary_parts(relayed_events(dest.observer), dest.confirmed))
     for number, (events, confirmed) in enumerate(parts):
         last = number == len(parts) - 1
@@ -641,13 +641,8 @@ class _DeltaEnds:
                 need_id, again = self._queue.get_nowait()
             await self._chan.send(pb.Frame(delta_done=pb.DeltaDone(ended=ended, whole=whole)))
 
-    async def close(self) -> None:
-        """Send what is queued, then stop."""
-        while not self._queue.empty():
-            await asyncio.sleep(0)
-        self.cancel()
-
     def cancel(self) -> None:
+        """Stop (idle by the end: the SOURCE ends its streams only once every delta ended)."""
         self._task.cancel()
 
 

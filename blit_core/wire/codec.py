@@ -10,6 +10,8 @@ and report them with `payload_consumed(n)`."""
 
 from __future__ import annotations
 
+import struct
+
 from blit_core.errors import ProtocolError
 from blit_core.wire import frames
 
@@ -104,6 +106,15 @@ class Decoder:
         if value > limit:
             raise ProtocolError(frames.over_limit(field, value, limit))
 
+    def _fixed(self, layout: struct.Struct) -> tuple | None:
+        """The fields after the type byte of a fixed-size record at the front, consumed; None
+        while part of it has yet to arrive. (A field out of range then fails the decoder.)"""
+        if self.buffered < layout.size:
+            return None
+        fields = layout.unpack_from(self._buf, self._pos)
+        self._pos += layout.size
+        return fields[1:]
+
     def _start_payload(self, length: int) -> None:
         self._in_payload = True
         self._remaining = length
@@ -116,21 +127,19 @@ class Decoder:
             return frames.NEED_DATA
         kind = buf[pos]
         if kind == frames.RANGE:
-            if have < frames.RANGE_HEADER.size:
+            if (fields := self._fixed(frames.RANGE_HEADER)) is None:
                 return self._short()
-            _, need_id, offset, length = frames.RANGE_HEADER.unpack_from(buf, pos)
+            need_id, offset, length = fields
             self._check("need_id", need_id, lim.max_need_id)
             self._check("range length", length, lim.max_range_length)
             self._check("range end", offset + length, frames.MAX_FILE_END)
-            self._pos += frames.RANGE_HEADER.size
             self._start_payload(length)
             return frames.RangeStart(need_id, offset, length)
         if kind == frames.SHARD:
-            if have < frames.SHARD_HEADER.size:
+            if (fields := self._fixed(frames.SHARD_HEADER)) is None:
                 return self._short()
-            _, length = frames.SHARD_HEADER.unpack_from(buf, pos)
+            (length,) = fields
             self._check("shard length", length, lim.max_shard_length)
-            self._pos += frames.SHARD_HEADER.size
             self._start_payload(length)
             return frames.ShardStart(length)
         if kind == frames.ABORT:
@@ -149,34 +158,30 @@ class Decoder:
             self._pos = start + reason_len
             return frames.Abort(need_id, reason)
         if kind == frames.DELTA:
-            if have < frames.DELTA_HEADER.size:
+            if (fields := self._fixed(frames.DELTA_HEADER)) is None:
                 return self._short()
-            _, need_id = frames.DELTA_HEADER.unpack_from(buf, pos)
+            (need_id,) = fields
             self._check("need_id", need_id, lim.max_need_id)
-            self._pos += frames.DELTA_HEADER.size
             return frames.DeltaStart(need_id)
         if kind == frames.COPY:
-            if have < frames.COPY_RECORD.size:
+            if (fields := self._fixed(frames.COPY_RECORD)) is None:
                 return self._short()
-            _, block, count = frames.COPY_RECORD.unpack_from(buf, pos)
+            block, count = fields
             self._check("copy block", block, lim.max_blocks)
             self._check("copy count", count, lim.max_blocks)
-            self._pos += frames.COPY_RECORD.size
             return frames.CopyBlocks(block, count)
         if kind == frames.LITERAL:
-            if have < frames.LITERAL_HEADER.size:
+            if (fields := self._fixed(frames.LITERAL_HEADER)) is None:
                 return self._short()
-            _, length = frames.LITERAL_HEADER.unpack_from(buf, pos)
+            (length,) = fields
             self._check("literal length", length, lim.max_literal_length)
-            self._pos += frames.LITERAL_HEADER.size
             self._start_payload(length)
             return frames.LiteralStart(length)
         if kind == frames.DELTA_END:
-            if have < frames.DELTA_END_RECORD.size:
+            if (fields := self._fixed(frames.DELTA_END_RECORD)) is None:
                 return self._short()
-            _, size, digest = frames.DELTA_END_RECORD.unpack_from(buf, pos)
+            size, digest = fields
             self._check("delta size", size, frames.MAX_FILE_END)
-            self._pos += frames.DELTA_END_RECORD.size
             return frames.DeltaEnd(size, bytes(digest))
         if kind == frames.END:
             self._pos += 1
