@@ -7,15 +7,16 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
-from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Op, copy_length
-from blit_core.delta.signature import Signature, SignatureBuilder
 from blit_core.errors import ProtocolError
 from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS
+
+if TYPE_CHECKING:
+    from blit_core.delta.signature import Signature
 
 READ_CHUNK = 8 << 20
 # A basis is opened like this: never through a symlink, never blocking on a FIFO.
@@ -38,6 +39,8 @@ def read_chunks(fd: int, chunk: int = READ_CHUNK) -> Iterator[bytes]:
 
 def file_signature(fd: int, size: int, seed: int) -> Signature:
     """The signature of the `size` bytes of an open basis; ValueError if it is not that long."""
+    from blit_core.delta.signature import SignatureBuilder  # numpy: only once a delta is due
+
     builder = SignatureBuilder(size, seed)
     chunk = READ_CHUNK // builder.block_size * builder.block_size or builder.block_size
     for data in read_chunks(fd, chunk):
@@ -123,6 +126,8 @@ class DeltaCounts(NamedTuple):
 def delta_copy(src_fd: int, basis_fd: int, out_fd: int, seed: int) -> DeltaCounts:
     """Rebuild the file at src_fd into out_fd from the basis, as a remote delta would
     (--no-whole-file in a local copy); DeltaMismatch if the result does not check out."""
+    from blit_core.delta.match import Matcher  # numpy: only once a delta is due
+
     sig = file_signature(basis_fd, os.fstat(basis_fd).st_size, seed)
     matcher = Matcher(sig)
     rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size, os.fstat(src_fd).st_size)

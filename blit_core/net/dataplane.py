@@ -27,18 +27,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from blit_core.delta.files import read_chunks
-from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Literal, Op
-from blit_core.delta.signature import Signature
 from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
 from blit_core.net.tuning import StreamGate
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.source import SourceFile
 from blit_core.wire import frames, tarshard
 from blit_core.wire.codec import Decoder
+
+if TYPE_CHECKING:
+    from blit_core.delta.signature import Signature
 
 ACCEPT_TIMEOUT_S = 10.0
 HANDSHAKE_TIMEOUT_S = 2.0  # one connection's preface
@@ -425,6 +426,8 @@ class Sender:
         except OSError as exc:
             self._abort(item.need_id, exc)
             return
+        from blit_core.delta.match import Matcher  # numpy: only once a delta is due
+
         matcher = Matcher(item.signature)
         self.out.write(frames.encode_delta_start(item.need_id))
         try:

@@ -22,9 +22,8 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from blit_core.delta.signature import Signature, SignatureReader, signature_parts
 from blit_core.errors import (
     BlitError,
     ConnectionLost,
@@ -65,6 +64,9 @@ WORK_UNITS = 64  # queued shards or ranges (descriptors, not data): a few batche
 FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 0.5  # the longest a control stream stays silent, so a --timeout of 2 s holds
 INBOX_FRAMES = 64
+if TYPE_CHECKING:
+    from blit_core.delta.signature import Signature, SignatureReader
+
 T = TypeVar("T")
 _END = object()
 
@@ -500,6 +502,8 @@ class _Signatures:
         self._complete: dict[int, Signature] = {}
 
     def add(self, part: pb.Signature) -> None:
+        from blit_core.delta.signature import SignatureReader  # numpy: only with deltas
+
         reader = self._arriving.get(part.id)
         if reader is None:
             if part.id in self._complete or not any(
@@ -608,6 +612,8 @@ async def _send_signatures(chan: Channel, dest: Destination, seed: int) -> None:
     """The signatures of the batch just planned, before its Needs (computed in a thread)."""
     pending = dest.take_signatures(seed)
     while (signed := await asyncio.to_thread(next, pending, None)) is not None:
+        from blit_core.delta.signature import signature_parts  # numpy: only with deltas
+
         need_id, sig = signed
         parts = signature_parts(sig)
         for number, (weak, strong) in enumerate(parts):

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from blit_core.delta.files import (
     BASIS_FLAGS,
@@ -33,7 +34,6 @@ from blit_core.delta.files import (
     wants_delta,
 )
 from blit_core.delta.ops import Copy
-from blit_core.delta.signature import Signature
 from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
 from blit_core.models import FileFailure, TransferReport
 from blit_core.options import TransferOptions, Verb
@@ -44,6 +44,9 @@ from blit_core.transfer.sink import Incoming
 from blit_core.transfer.worker import EntryPath, FatalTransferError, Worker
 from blit_core.wire import tarshard
 from blit_core.wire.manifest import DirEnd, DirStart, EntryRecord, RootRecord, read_records
+
+if TYPE_CHECKING:
+    from blit_core.delta.signature import Signature
 
 PLAN_CHUNK = 512
 MAX_OPEN_DIRS = 256
