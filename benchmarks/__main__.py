@@ -1,4 +1,4 @@
-"""Command-line entry point: ``python -m benchmarks {local,remote} [OPTIONS]``.
+"""Command-line entry point: ``python -m benchmarks {local,remote,delta} [OPTIONS]``.
 
 Creates a fresh workspace (under /dev/shm by default), runs the selected workloads (local:
 :class:`benchmarks.runner.LocalBenchmark`, remote: :class:`benchmarks.remote.RemoteBenchmark`),
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import delta
 from benchmarks.remote import (
     DEFAULT_WORKLOADS,
     PYTHON_M_BLIT_CLI,
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECS",
         help="kill a client still running after SECS (0: never; default 600)",
     )
+    delta.add_parser(sub)
     return parser
 
 
@@ -309,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (daemons, workspace) as on Ctrl-C
-    return run(args)
+    return delta.run(args) if args.command == "delta" else run(args)
 
 
 if __name__ == "__main__":

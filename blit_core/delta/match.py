@@ -3,9 +3,9 @@ against the basis's signature. Sans-I/O: bytes in, operations out.
 
 1. Aligned blocks first. At each decision point the block starting there is hashed (xxh3) and
    compared with the block that continues the current run of copies, then looked up among all
-   the basis's blocks: an unchanged file, or one shifted by whole blocks, costs one hashing
-   pass. After a changed block, the next few blocks of the run are tried where they would be
-   had the edit been in place.
+   the basis's blocks (and confirmed by its weak digest): an unchanged file, or one shifted by
+   whole blocks, costs one hashing pass. After a changed block, the next few blocks of the run
+   are tried where they would be had the edit been in place.
 2. Only where that fails does the rolling search run: weak digests at every offset of a span
    (numpy), filtered through a 2^20-entry lookup table, then by exact weak digest, and
    confirmed with the strong hash. Bytes passed over become literals.
@@ -17,8 +17,8 @@ import numpy as np
 import xxhash
 
 from blit_core.delta.ops import Copy, Literal, Op
-from blit_core.delta.signature import Signature, strong_hash
-from blit_core.delta.weak import Roller
+from blit_core.delta.signature import Signature
+from blit_core.delta.weak import Roller, block_digests
 
 LUT_BITS = 20
 LUT_MASK = (1 << LUT_BITS) - 1
@@ -90,7 +90,7 @@ class Matcher:
                 self._emit_copy(follow, block)
                 continue
             found = self._by_strong.get(strong)
-            if found is not None:
+            if found is not None and self._weak_at(self._pos) == sig.weak[found]:
                 self._emit_copy(found, block)
                 continue
             if not (self._run >= 0 and self._in_place(end)):
@@ -150,7 +150,14 @@ class Matcher:
     def _strong_at(self, offset: int, length: int) -> bytes:
         start = offset - self._base
         with memoryview(self._buf) as view:
-            return strong_hash(view[start : start + length], self.sig.seed)
+            return self.sig.strong_hash(view[start : start + length])
+
+    def _weak_at(self, offset: int) -> int:
+        """The weak digest of the block at `offset`: a block found by its (short) strong hash
+        alone must match both, as the rolling search's finds do."""
+        start = offset - self._base
+        with memoryview(self._buf) as view:
+            return int(block_digests(view[start : start + self.block], self.block)[0])
 
     # -- emitting ------------------------------------------------------------------------
 

@@ -1,14 +1,20 @@
-"""The signature of a basis file: for each block, rsync's weak digest and the first
-STRONG_BYTES of its seeded xxh3-128. Built from buffers fed in order (no I/O here), and cut into
-parts for the control plane.
+"""The signature of a basis file: for each block, rsync's weak digest and the first bytes of its
+seeded xxh3-128. Built from buffers fed in order (no I/O here), and cut into parts for the
+control plane.
 
-Block size: rsync's rule. 700 bytes below 490,000 bytes of file, otherwise the square root of
-the size rounded down to a multiple of 8, at most 128 KiB."""
+Block size (tuned on the delta benchmark; rsync uses sqrt(size) with 700 bytes below 490,000):
+sqrt(1.5 x size) rounded down to a multiple of 8, at least 700 bytes and at most 128 KiB.
+
+Strong hash length, like rsync's: just long enough that a false match is unlikely, since every
+rebuilt file is checked whole (xxh3-128) and sent whole if it does not check out. A false
+match needs a weak digest collision (32 bits) and a strong one; across size x blocks candidate
+pairs, STRONG_MARGIN_BITS more bits than that keeps the expected number of false matches per
+file under 2^-20. At least 4 bytes, at most the whole 16."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xxhash
@@ -16,18 +22,24 @@ import xxhash
 from blit_core.delta.weak import block_digests
 from blit_core.errors import ProtocolError
 
-STRONG_BYTES = 16  # the whole xxh3-128 of each block
-SMALL_FILE_BLOCK = 700
-SQRT_RULE_FROM = 490_000
+MIN_STRONG_BYTES = 4
+MAX_STRONG_BYTES = 16  # the whole xxh3-128
+STRONG_MARGIN_BITS = 20
+MIN_BLOCK = 700
 MAX_BLOCK = 128 << 10
 MAX_BLOCKS_PER_PART = 32 << 10  # 640 KiB of signature per control-plane message
 MAX_SIGNATURE_BLOCKS = 1 << 24  # 320 MiB held for one file (a 2 TiB basis)
 
 
 def block_size_for(size: int) -> int:
-    if size < SQRT_RULE_FROM:
-        return SMALL_FILE_BLOCK
-    return min(MAX_BLOCK, math.isqrt(size) // 8 * 8)
+    return min(MAX_BLOCK, max(MIN_BLOCK, math.isqrt(3 * size // 2) // 8 * 8))
+
+
+def strong_bytes_for(size: int) -> int:
+    """The length of each block's strong hash in the signature of a `size`-byte basis."""
+    blocks = -(-size // block_size_for(size))
+    bits = STRONG_MARGIN_BITS + size.bit_length() + blocks.bit_length() - 32
+    return min(MAX_STRONG_BYTES, max(MIN_STRONG_BYTES, -(-bits // 8)))
 
 
 @dataclass
@@ -36,7 +48,11 @@ class Signature:
     size: int  # of the basis
     seed: int
     weak: np.ndarray  # uint32 digests of the whole blocks
-    strong: bytes  # STRONG_BYTES per block: the whole blocks, then a short tail if any
+    strong: bytes  # strong_bytes per block: the whole blocks, then a short tail if any
+    strong_bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.strong_bytes = strong_bytes_for(self.size)
 
     @property
     def whole_blocks(self) -> int:
@@ -47,15 +63,20 @@ class Signature:
         return -(-self.size // self.block_size)
 
     def strong_of(self, block: int) -> bytes:
-        return self.strong[block * STRONG_BYTES : (block + 1) * STRONG_BYTES]
+        width = self.strong_bytes
+        return self.strong[block * width : (block + 1) * width]
+
+    def strong_hash(self, data: bytes | memoryview) -> bytes:
+        """`data`'s strong hash as this signature holds them."""
+        return strong_hash(data, self.seed, self.strong_bytes)
 
     @property
     def wire_bytes(self) -> int:
         return 4 * len(self.weak) + len(self.strong)
 
 
-def strong_hash(data: bytes | memoryview, seed: int) -> bytes:
-    return xxhash.xxh3_128_digest(data, seed)[:STRONG_BYTES]
+def strong_hash(data: bytes | memoryview, seed: int, width: int) -> bytes:
+    return xxhash.xxh3_128_digest(data, seed)[:width]
 
 
 class SignatureBuilder:
@@ -65,6 +86,7 @@ class SignatureBuilder:
         self.size = size
         self.seed = seed
         self.block_size = block_size or block_size_for(size)
+        self.strong_bytes = strong_bytes_for(size)
         self._pending = bytearray()
         self._weak: list[np.ndarray] = []
         self._strong = bytearray()
@@ -82,11 +104,11 @@ class SignatureBuilder:
         self._pending += view[whole:]
 
     def _add(self, view: memoryview) -> None:
-        size, seed = self.block_size, self.seed
+        size, seed, width = self.block_size, self.seed, self.strong_bytes
         self._weak.append(block_digests(view, size))
         strong = self._strong
         for start in range(0, len(view), size):
-            strong += strong_hash(view[start : start + size], seed)
+            strong += strong_hash(view[start : start + size], seed, width)
 
     def finish(self) -> Signature:
         """The signature; ValueError if the bytes fed are not `size` long (the basis changed
@@ -94,7 +116,7 @@ class SignatureBuilder:
         if self._fed != self.size:
             raise ValueError(f"basis read as {self._fed} bytes, expected {self.size}")
         if self._pending:
-            self._strong += strong_hash(bytes(self._pending), self.seed)
+            self._strong += strong_hash(bytes(self._pending), self.seed, self.strong_bytes)
             self._pending = bytearray()
         weak = np.concatenate(self._weak) if self._weak else np.empty(0, np.uint32)
         return Signature(self.block_size, self.size, self.seed, weak, bytes(self._strong))
@@ -107,11 +129,11 @@ def signature_parts(sig: Signature) -> list[tuple[bytes, bytes]]:
     """(weak digests as big-endian uint32, strong hashes) of up to MAX_BLOCKS_PER_PART blocks
     each, in order; at least one part."""
     weak = sig.weak.astype(">u4").tobytes()
+    width = sig.strong_bytes
     parts = []
     for first in range(0, max(sig.blocks, 1), MAX_BLOCKS_PER_PART):
         last = first + MAX_BLOCKS_PER_PART
-        parts.append((weak[4 * first : 4 * last],
-                      sig.strong[STRONG_BYTES * first : STRONG_BYTES * last]))
+        parts.append((weak[4 * first : 4 * last], sig.strong[width * first : width * last]))
     return parts
 
 
@@ -131,7 +153,7 @@ class SignatureReader:
     def add(self, weak: bytes, strong: bytes) -> None:
         blocks = -(-self.size // self.block_size)
         if (len(self._weak) + len(weak) > 4 * (self.size // self.block_size)
-                or len(self._strong) + len(strong) > STRONG_BYTES * blocks):
+                or len(self._strong) + len(strong) > strong_bytes_for(self.size) * blocks):
             raise ProtocolError("a signature longer than its basis")
         self._weak += weak
         self._strong += strong
@@ -142,6 +164,6 @@ class SignatureReader:
         sig = Signature(self.block_size, self.size, self.seed,
                         np.frombuffer(bytes(self._weak), dtype=">u4").astype(np.uint32),
                         bytes(self._strong))
-        if len(sig.weak) != sig.whole_blocks or len(sig.strong) != STRONG_BYTES * sig.blocks:
+        if len(sig.weak) != sig.whole_blocks or len(sig.strong) != sig.strong_bytes * sig.blocks:
             raise ProtocolError("a signature shorter than its basis")
         return sig

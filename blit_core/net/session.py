@@ -57,7 +57,7 @@ from blit_core.wire.report import (
     report_to_wire,
 )
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 WINDOW = 8
 SUMMARY_PART_BYTES = 1 << 20  # itemized events and confirmations per summary part
 WORK_UNITS = 64  # queued shards or ranges (descriptors, not data): a few batches' worth

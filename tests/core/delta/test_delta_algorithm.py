@@ -16,11 +16,11 @@ from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature
 from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Literal
 from blit_core.delta.signature import (
-    STRONG_BYTES,
     SignatureBuilder,
     SignatureReader,
     block_size_for,
     signature_parts,
+    strong_bytes_for,
 )
 from blit_core.delta.weak import Roller, block_digests
 from blit_core.errors import ProtocolError
@@ -56,7 +56,7 @@ def test_signature_equals_the_reference(data: bytes, block: int) -> None:
     builder.feed(data[: len(data) // 3])
     builder.feed(data[len(data) // 3:])
     sig = builder.finish()
-    weak, strong = reference.signature(data, block, SEED, STRONG_BYTES)
+    weak, strong = reference.signature(data, block, SEED, strong_bytes_for(len(data)))
     assert sig.weak.tolist() == weak
     assert sig.strong == b"".join(strong)
     assert block_digests(data, block).tolist() == weak
@@ -108,7 +108,28 @@ def test_identical_files_send_no_literal_bytes() -> None:
     basis = os.urandom(300_000)
     matcher, ops, _ = delta(basis, basis)
     assert matcher.literal_bytes == 0
-    assert ops == [Copy(0, -(-len(basis) // 700))]
+    assert ops == [Copy(0, -(-len(basis) // block_size_for(len(basis))))]
+
+
+def test_block_and_strong_hash_sizes_follow_the_documented_rule() -> None:
+    assert [block_size_for(n) for n in (0, 64 << 10, 8 << 20, 1 << 30, 1 << 40)] == [
+        700, 700, 3544, 40128, 128 << 10]
+    assert [strong_bytes_for(n) for n in (64 << 10, 8 << 20, 1 << 30, 1 << 40)] == [4, 4, 5, 7]
+
+
+def test_a_block_found_by_its_short_strong_hash_alone_is_not_copied(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # with one-byte strong hashes, a random block whose hash equals a basis block's is easy
+    # to find; its weak digest differs, so it must not be copied
+    monkeypatch.setattr(signature, "strong_bytes_for", lambda size: 1)
+    basis = os.urandom(7000)
+    strongs = {xxhash.xxh3_128_digest(basis[k:k + 700], SEED)[:1] for k in range(0, 7000, 700)}
+    new = os.urandom(700)
+    while xxhash.xxh3_128_digest(new, SEED)[:1] not in strongs:
+        new = os.urandom(700)
+    matcher, ops, _ = delta(basis, new)
+    assert matcher.matched_bytes == 0
+    assert ops == [Literal(new)]
 
 
 def test_completely_different_files_are_all_literal() -> None:
@@ -155,7 +176,7 @@ def test_a_signature_is_checked_against_its_declared_basis() -> None:
         SignatureReader(1, 10, SEED)  # not the block size the rule gives
     with pytest.raises(ProtocolError):
         reader = SignatureReader(700, 1400, SEED)
-        reader.add(bytes(7), bytes(2 * STRONG_BYTES))  # not whole weak sums
+        reader.add(bytes(7), bytes(2 * strong_bytes_for(1400)))  # not whole weak sums
         reader.finish()
     with pytest.raises(ProtocolError):
         SignatureReader(700, 1 << 60, SEED)
@@ -163,7 +184,7 @@ def test_a_signature_is_checked_against_its_declared_basis() -> None:
     with pytest.raises(ProtocolError):
         reader.add(bytes(12), b"")  # three weak sums for two blocks
     reader = SignatureReader(700, 1400, SEED)
-    reader.add(bytes(8), bytes(STRONG_BYTES))
+    reader.add(bytes(8), bytes(strong_bytes_for(1400)))
     with pytest.raises(ProtocolError):
         reader.finish()  # one strong hash short
 
