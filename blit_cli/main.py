@@ -120,6 +120,12 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
                         "send a delta against the old file by default)")
     writes.add_argument("--no-whole-file", action="store_true",
                         help="send changed files as deltas in local copies too")
+    writes.add_argument("--partial", action="store_true",
+                        help="keep an interrupted file's data (hidden beside it); the next "
+                        "run rebuilds the file from it and sends only the rest")
+    writes.add_argument("--partial-dir", metavar="DIR",
+                        help="like --partial, keeping the data in DIR, a directory made "
+                        "inside the file's destination directory")
     writes.add_argument("--fsync", action="store_true", help="fsync each file before its rename")
     writes.add_argument("-b", "--backup", action="store_true",
                         help="keep replaced and deleted files as backups")
@@ -186,6 +192,8 @@ def options_from_args(args: argparse.Namespace, *, show_progress: bool) -> Trans
         inplace=args.inplace,
         whole_file=args.whole_file,
         force_delta=args.no_whole_file,
+        partial=args.partial or args.partial_dir is not None,
+        partial_dir=args.partial_dir,
         fsync=args.fsync,
         backup=args.backup or args.backup_dir is not None,
         backup_suffix=args.suffix,

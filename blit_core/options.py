@@ -40,6 +40,8 @@ class TransferOptions:
     inplace: bool = False
     whole_file: bool = False  # -W: never delta
     force_delta: bool = False  # --no-whole-file: delta for local copies too
+    partial: bool = False  # keep an interrupted file's data for the next run to rebuild from
+    partial_dir: str | None = None  # ... in this directory (one name) inside its directory
     fsync: bool = False
     backup: bool = False
     backup_suffix: str | None = None  # None: "~", or "" with a backup dir (as rsync)
@@ -78,6 +80,11 @@ class TransferOptions:
             raise UsageError("--jobs must be zero (auto) or more")
         if self.whole_file and self.force_delta:
             raise UsageError("--whole-file and --no-whole-file cannot be combined")
+        if self.partial_dir is not None and (
+                self.partial_dir in ("", ".", "..") or "/" in self.partial_dir
+                or "\0" in self.partial_dir):
+            raise UsageError("--partial-dir must be a directory name (no '/'), made inside "
+                             "each destination directory")
         if self.inplace and self.sparse:
             raise UsageError("--inplace and --sparse cannot be combined")
         if self.backup_suffix is not None and "/" in self.backup_suffix:

@@ -72,6 +72,7 @@ class _Need:
     incoming: Incoming | None = None
     received: int = 0
     basis: _Basis | None = None
+    partial: bool = False  # --partial: an earlier run's data for it, its basis if any
 
 
 @dataclass
@@ -231,21 +232,41 @@ class Destination(LocalPipeline):
                 if self.options.dry_run:  # reported as it would be, with no data asked for
                     self.local.record_copy(where, item, None)
                     continue
-                self.needs[need_id] = _Need(where, item)
+                need = self.needs[need_id] = _Need(where, item)
                 self.by_path[where.shown] = need_id
                 self._new_needs.append(need_id)
-                if self._wants_delta(item):
+                partial_size = self._partial_size(where) if self.options.partial else None
+                need.partial = partial_size is not None
+                if self._wants_delta(item, partial_size):
                     self._delta_candidates.append(need_id)
         if not self._dir_pass:
             self._ids.clear()
 
     # -- deltas --------------------------------------------------------------------------
 
-    def _wants_delta(self, item: CopyItem) -> bool:
+    def _partial_size(self, where: EntryPath) -> int | None:
+        try:
+            return self.local.sink.partial_size(*self.local._place_of(where))
+        except OSError:
+            return None
+
+    def _wants_delta(self, item: CopyItem, partial_size: int | None) -> bool:
+        """Whether to sign a basis for this need: its partial if it has one, else the file
+        it replaces."""
         options = self.options
-        return (not (options.whole_file or options.inplace or options.sparse)
-                and item.dst_mode is not None and stat.S_ISREG(item.dst_mode)
+        if options.whole_file or options.inplace or options.sparse:
+            return False
+        if partial_size is not None:
+            return wants_delta(partial_size)
+        return (item.dst_mode is not None and stat.S_ISREG(item.dst_mode)
                 and wants_delta(item.dst_size))
+
+    def _open_basis(self, need: _Need) -> int:
+        """The need's basis opened to read (lock held); OSError if it cannot be."""
+        dir_fd, name = self.local._place_of(need.where)
+        if need.partial:
+            return self.local.sink.open_partial(dir_fd, name)
+        return os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
 
     def take_signatures(self, seed: int) -> Iterator[tuple[int, Signature]]:
         """The signatures of the bases of the needs planned since the last call (a basis that
@@ -257,8 +278,7 @@ class Destination(LocalPipeline):
                 if need is None:
                     continue
                 try:
-                    dir_fd, name = self.local._place_of(need.where)
-                    fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+                    fd = self._open_basis(need)
                 except OSError:
                     continue
             try:
@@ -292,8 +312,7 @@ class Destination(LocalPipeline):
                 raise ProtocolError(f"a delta for {need.where.shown!r}, which has no "
                                     "signature or has one under way")
             try:
-                dir_fd, name = self.local._place_of(need.where)
-                fd = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+                fd = self._open_basis(need)
             except OSError:
                 return  # the basis is gone: the check at the end sends the file whole
             try:
@@ -489,6 +508,8 @@ class Destination(LocalPipeline):
                 self._give_up(need_id, exc)
                 return
             need.incoming = None
+            if need.partial:
+                self.local.sink.drop_partial(dir_fd, name)
             self._drop(need_id, need)
             self.local.record_copy(need.where, need.item, STRATEGY)
             if self.options.want_progress:
@@ -509,33 +530,34 @@ class Destination(LocalPipeline):
                 self.fatal = self.fatal or str(fatal)
             self.local.flush_result()
 
-    def _drop(self, need_id: int, need: _Need) -> None:
+    def _drop(self, need_id: int, need: _Need, interrupted: bool = False) -> None:
         if need.incoming is not None:
-            self._discard(need)
+            self._discard(need, interrupted)
         if need.basis is not None:
             self._close_basis(need.basis)
             self.on_delta_end(need_id, False)
         del self.needs[need_id]
         self.by_path.pop(need.where.shown, None)
 
-    def _discard(self, need: _Need) -> None:
-        """Close a need's temp file and remove it."""
+    def _discard(self, need: _Need, interrupted: bool = False) -> None:
+        """Close a need's temp file and remove it (or keep it as the file's partial, with
+        --partial, when the transfer was `interrupted`)."""
         assert need.incoming is not None
         incoming, need.incoming = need.incoming, None
         try:
-            dir_fd, _ = self.local._place_of(need.where)
+            dir_fd, name = self.local._place_of(need.where)
         except OSError:  # its directory is gone: the temp file went with it
             os.close(incoming.fd)
         else:
-            self.local.sink.discard_incoming(incoming, dir_fd)
+            self.local.sink.discard_incoming(incoming, dir_fd, name, interrupted)
 
     # -- the end -------------------------------------------------------------------------
 
     def discard_all(self) -> None:
-        """The session failed: remove every temp file still open."""
+        """The session failed: remove every temp file still open (--partial keeps them)."""
         with self.lock:
             for need_id, need in list(self.needs.items()):
-                self._drop(need_id, need)
+                self._drop(need_id, need, interrupted=True)
             self.local.release_places()
 
     def finish(self) -> TransferReport:

@@ -3,7 +3,9 @@
 Every regular file is written to a hidden temp file in its destination directory, receives its
 data, owner, mode and mtime, and is renamed over the target, so no reader ever sees a torn file
 and a failure leaves the old file intact. On any failure, including a signal, the temp file is
-removed. Replaced or deleted entries are kept first when backups are on, as rsync's -b does.
+removed; with --partial it is kept instead as the file's partial (hidden beside it, or in
+--partial-dir), which the next transfer of that file rebuilds from and then removes. Replaced or
+deleted entries are kept first when backups are on, as rsync's -b does.
 
 Every destination operation names its place as (directory descriptor, name): the descriptors
 come from blit_core.pathsafe, so no write ever follows a symlink inside the destination."""
@@ -27,6 +29,7 @@ from blit_core.models import FileEntry
 from blit_core.options import TransferOptions
 
 TEMP_SUFFIX = ".blit-tmp"
+PARTIAL_SUFFIX = ".blit-partial"
 _MAX_NAME_BYTES = 255
 DELTA_STRATEGY = "delta"
 _PERM_BITS = 0o7777
@@ -92,13 +95,59 @@ class FsSink:
         """A hidden temp name beside `name` that still fits in NAME_MAX. It holds this
         process's id and a counter, so it is unique to this call: cleaning up after a failure
         may always remove it."""
-        tag = f".{self._pid}.{next(self._counter)}{TEMP_SUFFIX}"
-        room = _MAX_NAME_BYTES - 1 - len(tag)
-        if len(name) * 4 > room:  # a character is at most 4 bytes: only long names need this
-            encoded = os.fsencode(name)
-            if len(encoded) > room:
-                name = os.fsdecode(encoded[:room])
-        return f".{name}{tag}"
+        return _hidden_name(name, f".{self._pid}.{next(self._counter)}{TEMP_SUFFIX}")
+
+    # -- partial files (--partial, --partial-dir) --------------------------------------
+
+    @contextlib.contextmanager
+    def _partial_place(self, dir_fd: int, name: str, create: bool) -> Iterator[tuple[int, str]]:
+        """(directory descriptor, name) of `name`'s partial file: hidden beside it, or under
+        --partial-dir (relative to its directory, reached without following symlinks)."""
+        partial_dir = self.options.partial_dir
+        if not partial_dir:
+            yield dir_fd, _hidden_name(name, PARTIAL_SUFFIX)
+            return
+        fd = pathsafe.open_beneath(dir_fd, partial_dir, create=create)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
+
+    def keep_partial(self, dir_fd: int, temp: str, name: str) -> None:
+        """--partial: an unfinished temp file becomes `name`'s partial (replacing an older
+        one); an empty one is just removed. Never raises: at worst the temp file goes."""
+        try:
+            if os.stat(temp, dir_fd=dir_fd, follow_symlinks=False).st_size:
+                with self._partial_place(dir_fd, name, create=True) as (place_fd, partial):
+                    os.rename(temp, partial, src_dir_fd=dir_fd, dst_dir_fd=place_fd)
+                    return
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            _unlink_quietly(dir_fd, temp)
+
+    def partial_size(self, dir_fd: int, name: str) -> int | None:
+        """The size of `name`'s partial file, None if it has none (or it is not a regular
+        file)."""
+        try:
+            with self._partial_place(dir_fd, name, create=False) as (place_fd, partial):
+                st = os.stat(partial, dir_fd=place_fd, follow_symlinks=False)
+        except OSError:
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def open_partial(self, dir_fd: int, name: str) -> int:
+        """`name`'s partial file opened to read as a delta basis; OSError if there is none."""
+        with self._partial_place(dir_fd, name, create=False) as (place_fd, partial):
+            return os.open(partial, BASIS_FLAGS, dir_fd=place_fd)
+
+    def drop_partial(self, dir_fd: int, name: str) -> None:
+        """`name` is committed: its partial file goes, and an emptied --partial-dir too."""
+        with contextlib.suppress(OSError):
+            with self._partial_place(dir_fd, name, create=False) as (place_fd, partial):
+                _unlink_quietly(place_fd, partial)
+            if self.options.partial_dir:
+                os.rmdir(self.options.partial_dir, dir_fd=dir_fd)
 
     # -- regular files -------------------------------------------------------------------
 
@@ -125,10 +174,13 @@ class FsSink:
             perms = entry.mode & _PERM_BITS
             temp = self.temp_name(name)
             out = -1
+            partial = self.options.partial and self.partial_size(dir_fd, name) is not None
             try:  # opened inside: a signal may arrive just after the file is created
                 out = os.open(temp, _TEMP_FLAGS, perms & 0o777, dir_fd=dir_fd)
-                if dst_mode is not None and stat.S_ISREG(dst_mode) and self.options.force_delta:
-                    strategy = self._fill_from_basis(src_fd, out, dir_fd, name, entry, dest)
+                if self.options.force_delta and (partial or (
+                        dst_mode is not None and stat.S_ISREG(dst_mode))):
+                    strategy = self._fill_from_basis(src_fd, out, dir_fd, name, entry, dest,
+                                                     partial)
                 else:
                     strategy = self._fill(src_fd, out, entry, dest)
                 written, out = out, -1
@@ -136,8 +188,10 @@ class FsSink:
             except BaseException:
                 if out >= 0:
                     os.close(out)
-                _unlink_quietly(dir_fd, temp)
+                self.abandon_temp(dir_fd, temp, name)
                 raise
+            if partial:
+                self.drop_partial(dir_fd, name)
             return strategy
         finally:
             os.close(src_fd)
@@ -199,12 +253,25 @@ class FsSink:
             _unlink_quietly(dir_fd, incoming.name)
             raise
 
-    def discard_incoming(self, incoming: Incoming, dir_fd: int) -> None:
-        """Give up on a received file before committing it: close it; its temp file goes (an
+    def discard_incoming(self, incoming: Incoming, dir_fd: int, name: str,
+                         interrupted: bool) -> None:
+        """Give up on a received file before committing it: close it; its temp file goes, or
+        with --partial, when the transfer was `interrupted`, stays as its partial (an
         --inplace file stays as it is)."""
         os.close(incoming.fd)
-        if not incoming.inplace:
+        if incoming.inplace:
+            return
+        if interrupted:
+            self.abandon_temp(dir_fd, incoming.name, name)
+        else:
             _unlink_quietly(dir_fd, incoming.name)
+
+    def abandon_temp(self, dir_fd: int, temp: str, name: str) -> None:
+        """An interrupted file's temp file: kept as its partial with --partial, else removed."""
+        if self.options.partial:
+            self.keep_partial(dir_fd, temp, name)
+        else:
+            _unlink_quietly(dir_fd, temp)
 
     def _write_inplace(
         self, src_fd: int, dir_fd: int, name: str, entry: FileEntry, rel: str, dest: DestDir
@@ -229,12 +296,14 @@ class FsSink:
         )
 
     def _fill_from_basis(self, src_fd: int, out: int, dir_fd: int, name: str,
-                         entry: FileEntry, dest: DestDir) -> str:
-        """--no-whole-file: rebuild from the file being replaced, as a remote delta would;
-        whole when the basis is small or unreadable, or the result does not check out."""
+                         entry: FileEntry, dest: DestDir, partial: bool) -> str:
+        """--no-whole-file: rebuild from the file being replaced (or from its partial), as a
+        remote delta would; whole when the basis is small or unreadable, or the result does
+        not check out."""
         self.last_delta = None
         try:
-            basis = os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+            basis = (self.open_partial(dir_fd, name) if partial
+                     else os.open(name, BASIS_FLAGS, dir_fd=dir_fd))
         except OSError:
             return self._fill(src_fd, out, entry, dest)
         try:
@@ -452,6 +521,16 @@ def _clear(dir_fd: int, name: str) -> None:
 def _fd_path(dir_fd: int, name: str) -> str:
     """A path naming (dir_fd, name), for the few library calls that only take paths."""
     return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _hidden_name(name: str, tag: str) -> str:
+    """`.name` + `tag`, with `name` cut so that the whole fits in NAME_MAX."""
+    room = _MAX_NAME_BYTES - 1 - len(tag)
+    if len(name) * 4 > room:  # a character is at most 4 bytes: only long names need this
+        encoded = os.fsencode(name)
+        if len(encoded) > room:
+            name = os.fsdecode(encoded[:room])
+    return f".{name}{tag}"
 
 
 def _unlink_quietly(dir_fd: int, name: str) -> None:

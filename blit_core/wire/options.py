@@ -59,10 +59,10 @@ def _check_types(fields: dict) -> None:
         if name in ("filters", "files_from", "compare"):
             continue
         expected = type(getattr(defaults, name))
-        if value is None and name in ("backup_suffix", "backup_dir", "max_delete",
-                                      "min_size", "max_size"):
+        if value is None and name in ("backup_suffix", "backup_dir", "partial_dir",
+                                      "max_delete", "min_size", "max_size"):
             continue
         if expected is type(None):
-            expected = str if name.startswith("backup") else int
+            expected = str if name.startswith(("backup", "partial")) else int
         if type(value) is not expected:
             raise ValueError(f"option {name!r} has the wrong type")

@@ -123,7 +123,7 @@ def test_local_copies_use_a_delta_only_with_no_whole_file(tmp_path: Path) -> Non
     assert_same_tree(src, dst)
     assert find_temp_files(dst) == []
     assert report["strategies"]["delta"]["files"] == 1
-    assert 3 * EDIT + 1000 <= report["delta"]["literal_bytes"] <= 3 * EDIT + 1000 + 8 * 2896
+    assert 3 * EDIT + 1000 <= report["delta"]["literal_bytes"] <= 3 * EDIT + 1000 + 8 * 3544
 
 
 def test_whole_file_and_no_whole_file_together_are_refused(tmp_path: Path) -> None:
