@@ -139,6 +139,11 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
                         help="worker processes (default: one per CPU)")
 
     remote = sub.add_argument_group("remote transfers (a side written HOST:/module/path)")
+    remote.add_argument("-z", "--compress", action="store_true",
+                        help="compress file data with zstd where it shrinks, even on a LAN "
+                        "(by default only for a daemon beyond the LAN)")
+    remote.add_argument("--compress-level", type=int, default=3, metavar="N",
+                        help="zstd level, 1-19 (default 3)")
     remote.add_argument("--force-grpc", action="store_true",
                         help="carry file data inside the gRPC stream (when the data port is "
                         "blocked; slower)")
@@ -194,6 +199,8 @@ def options_from_args(args: argparse.Namespace, *, show_progress: bool) -> Trans
         force_delta=args.no_whole_file,
         partial=args.partial or args.partial_dir is not None,
         partial_dir=args.partial_dir,
+        compress=args.compress,
+        compress_level=args.compress_level,
         fsync=args.fsync,
         backup=args.backup or args.backup_dir is not None,
         backup_suffix=args.suffix,

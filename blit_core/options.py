@@ -42,6 +42,8 @@ class TransferOptions:
     force_delta: bool = False  # --no-whole-file: delta for local copies too
     partial: bool = False  # keep an interrupted file's data for the next run to rebuild from
     partial_dir: str | None = None  # ... in this directory (one name) inside its directory
+    compress: bool = False  # -z: compress what shrinks on the data plane, even on a LAN
+    compress_level: int = 3  # zstd's
     fsync: bool = False
     backup: bool = False
     backup_suffix: str | None = None  # None: "~", or "" with a backup dir (as rsync)
@@ -85,6 +87,8 @@ class TransferOptions:
                 or "\0" in self.partial_dir):
             raise UsageError("--partial-dir must be a directory name (no '/'), made inside "
                              "each destination directory")
+        if not 1 <= self.compress_level <= 19:
+            raise UsageError("--compress-level must be between 1 and 19")
         if self.inplace and self.sparse:
             raise UsageError("--inplace and --sparse cannot be combined")
         if self.backup_suffix is not None and "/" in self.backup_suffix:

@@ -3,7 +3,10 @@
 The responder of a session listens on an ephemeral port and grants a random single-use token;
 the initiator dials N connections, each opening with the token (checked in constant time; a
 wrong or reused one is closed without a reply). Then, whoever dialled, the SOURCE writes
-records (blit_core.wire) and the DESTINATION reads them.
+records (blit_core.wire) and the DESTINATION reads them. With compression on (-z, or a peer
+beyond the LAN), a sender compresses what shrinks (blit_core.wire.compression): a file whose
+sample compresses goes as compressed RANGE records of CHUNK bytes instead of by sendfile,
+and each shard and literal goes compressed when that makes it smaller.
 
 Each connection is served by its own thread with a blocking socket: the sender thread takes
 work from one shared bounded queue, so no stream idles while another has a queue, packs
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
+import ipaddress
 import os
 import queue
 import secrets
@@ -35,8 +39,9 @@ from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
 from blit_core.net.tuning import StreamGate
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.source import SourceFile
-from blit_core.wire import frames, tarshard
+from blit_core.wire import compression, frames, tarshard
 from blit_core.wire.codec import Decoder
+from blit_core.wire.compression import Compressor
 
 if TYPE_CHECKING:
     from blit_core.delta.signature import Signature
@@ -260,6 +265,15 @@ def dial_streams(host: str, port: int, token: bytes, streams: int,
     return socks
 
 
+def beyond_lan(sock: socket.socket) -> bool:
+    """Whether the peer of a data connection has a global address (not loopback, private
+    or link-local), where compression is on by default."""
+    try:
+        return ipaddress.ip_address(sock.getpeername()[0].split("%")[0]).is_global
+    except (OSError, ValueError):
+        return False
+
+
 def _tune(sock: socket.socket, timeout: float) -> None:
     sock.settimeout(timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -331,9 +345,12 @@ class Sender:
 
     def __init__(self, out: Output, work: WorkQueue, limit: RateLimit | None,
                  on_sent: Callable[[int, int, int], None], open_file: Callable[[str], int],
-                 gate: StreamGate, index: int) -> None:
+                 gate: StreamGate, index: int, compressor: Compressor | None = None) -> None:
         """`on_sent(wire bytes, file bytes, files)` follows what went out; `open_file(path)`
-        opens a file to send; the gate says whether stream `index` may take work now."""
+        opens a file to send; the gate says whether stream `index` may take work now;
+        `compressor`: compress what shrinks (None: send everything as it is)."""
+        self.compressor = compressor
+        self._compress_literals = False  # for the delta being sent
         self.out = out
         self.work = work
         self.gate = gate
@@ -388,8 +405,15 @@ class Sender:
         if not count:
             return
         shard += tarshard.END_OF_ARCHIVE
+        header = frames.encode_shard_header(len(shard))
+        packed = self.compressor and self.compressor.record(header + shard)
+        if packed:
+            self._pace(len(packed))
+            self.out.write(packed)
+            self.on_sent(len(packed), content, count)
+            return
         self._pace(len(shard))
-        self.out.write(frames.encode_shard_header(len(shard)))
+        self.out.write(header)
         self.out.write(shard)
         self.on_sent(len(shard), content, count)
 
@@ -398,6 +422,16 @@ class Sender:
             fd = self.open_file(item.path)
         except OSError as exc:
             self._abort(item.need_id, exc)
+            return
+        compressor = self.compressor
+        try:
+            sample = os.pread(fd, compression.SAMPLE_BYTES, item.offset) if compressor else b""
+        except OSError as exc:
+            os.close(fd)
+            self._abort(item.need_id, exc)
+            return
+        if compressor and compressor.worth_it(item.path, sample):
+            self._send_compressed_range(item, fd, compressor)
             return
         try:
             self.out.write(frames.encode_range_header(item.need_id, item.offset, item.length))
@@ -418,6 +452,31 @@ class Sender:
         elif item.offset + item.length == item.file.entry.size:
             self.on_sent(0, 0, 1)
 
+    def _send_compressed_range(self, item: Work, fd: int, compressor: Compressor) -> None:
+        """The range as RANGE records of CHUNK bytes, each compressed where that shrinks it;
+        fd is closed. A file that shrank or cannot be read is aborted after what was sent."""
+        try:
+            offset, end = item.offset, item.offset + item.length
+            while offset < end:
+                data = os.pread(fd, min(compression.CHUNK, end - offset), offset)
+                if not data:
+                    self.out.write(frames.encode_abort(item.need_id,
+                                                       "changed during the transfer"))
+                    return
+                record = frames.encode_range_header(item.need_id, offset, len(data)) + data
+                wire = compressor.record(record) or record
+                self._pace(len(wire))
+                self.out.write(wire)
+                self.on_sent(len(wire), len(data), 0)
+                offset += len(data)
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        finally:
+            os.close(fd)
+        if end == item.file.entry.size:
+            self.on_sent(0, 0, 1)
+
     def _send_delta(self, item: DeltaWork) -> None:
         """The file as COPY and LIT records against the signature, then its size and
         checksum. A read that fails midway aborts the file (the DESTINATION drops it)."""
@@ -429,6 +488,8 @@ class Sender:
         from blit_core.delta.match import Matcher  # numpy: only once a delta is due
 
         matcher = Matcher(item.signature)
+        self._compress_literals = bool(self.compressor) and not compression.known_compressed(
+            item.path)
         self.out.write(frames.encode_delta_start(item.need_id))
         try:
             for data in read_chunks(fd):
@@ -448,9 +509,13 @@ class Sender:
         records = bytearray()
         for op in ops:
             if isinstance(op, Literal):
-                self._pace(len(op.data))
-                records += frames.encode_literal_header(len(op.data))
-                records += op.data
+                record = frames.encode_literal_header(len(op.data)) + op.data
+                packed = self._compress_literals and self.compressor.record(record)
+                if not packed and len(record) >= compression.SAMPLE_BYTES:
+                    self._compress_literals = False  # a large literal that does not shrink
+                wire = packed or record
+                self._pace(len(wire))
+                records += wire
             else:
                 records += frames.encode_copy(op.block, op.count)
         if records:

@@ -49,6 +49,7 @@ from blit_core.transfer.source import (
     scan_to_manifest,
 )
 from blit_core.wire.codec import Decoder
+from blit_core.wire.compression import Compressor
 from blit_core.wire.manifest import Confirm, ManifestWriter, read_records
 from blit_core.wire.report import (
     events_from_wire,
@@ -326,12 +327,16 @@ async def run_source(
 
         return on_sent
 
+    def compressor(compress: bool) -> Compressor | None:
+        return Compressor(options.compress_level) if compress else None
+
     senders = _Threads(chan)
     if plane.socks:
         for stream, sock in enumerate(plane.socks):
             out = dataplane.SocketOutput(sock)
+            packer = compressor(options.compress or dataplane.beyond_lan(sock))
             senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream),
-                                           sources.open, plane.gate, stream).run)
+                                           sources.open, plane.gate, stream, packer).run)
     else:
         def emit(data: bytes) -> None:
             sent = asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop)
@@ -346,7 +351,8 @@ async def run_source(
 
         out = dataplane.FrameOutput(emit)
         senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None),
-                                       sources.open, plane.gate, 0).run)
+                                       sources.open, plane.gate, 0,
+                                       compressor(options.compress)).run)
 
     async def put_work(item: object) -> None:
         while True:

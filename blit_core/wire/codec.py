@@ -6,7 +6,8 @@ until it returns NEED_DATA. The decoder starts after the preface, which the call
 
 Large payloads need not pass through the decoder: when `buffered` is 0 inside a payload, the
 caller may read up to `payload_remaining` bytes straight from its socket into its own buffer
-and report them with `payload_consumed(n)`."""
+and report them with `payload_consumed(n)`. (A compressed record's payload comes from the
+decoder, inflated; `payload_remaining` is 0 meanwhile.)"""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import struct
 
 from blit_core.errors import ProtocolError
 from blit_core.wire import frames
+from blit_core.wire.compression import inflate
 
 # Consumed bytes at the front of the buffer are dropped once there are this many of them and
 # they are at least half the buffer, so each byte is moved O(1) times on average.
 _COMPACT_AT = 1 << 16
+_PAYLOAD_HEADERS = {frames.RANGE: frames.RANGE_HEADER, frames.SHARD: frames.SHARD_HEADER,
+                    frames.LITERAL: frames.LITERAL_HEADER}
 
 
 class Decoder:
@@ -36,6 +40,7 @@ class Decoder:
         self._done = False  # End has been returned
         self._in_payload = False  # inside a RANGE/SHARD payload, PayloadEnd not yet returned
         self._remaining = 0  # payload bytes not yet delivered
+        self._inflated: memoryview | None = None  # a compressed record's payload, if in one
 
     @property
     def buffered(self) -> int:
@@ -44,8 +49,9 @@ class Decoder:
 
     @property
     def payload_remaining(self) -> int:
-        """Bytes of the current payload not yet delivered; 0 outside a payload."""
-        return self._remaining
+        """Bytes of the current payload still to come from the connection; 0 outside a
+        payload, and inside an inflated one."""
+        return 0 if self._inflated is not None else self._remaining
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes from the peer; an empty `data` means the peer closed the connection."""
@@ -70,8 +76,9 @@ class Decoder:
         """Record that the caller read `n` payload bytes directly from its socket."""
         if self.buffered:
             raise ValueError("payload_consumed with bytes still buffered in the decoder")
-        if not 0 < n <= self._remaining:
-            raise ValueError(f"payload_consumed({n}) with {self._remaining} payload bytes left")
+        if not 0 < n <= self.payload_remaining:
+            raise ValueError(f"payload_consumed({n}) with {self.payload_remaining} payload "
+                             "bytes to come")
         self._remaining -= n
 
     def next_event(self) -> frames.Event | frames.NeedData:
@@ -85,7 +92,13 @@ class Decoder:
     def _payload_event(self) -> frames.Data | frames.PayloadEnd | frames.NeedData:
         if self._remaining == 0:
             self._in_payload = False
+            self._inflated = None
             return frames.PayloadEnd()
+        if self._inflated is not None:
+            start = len(self._inflated) - self._remaining
+            n = min(self._remaining, self.max_data_chunk)
+            self._remaining -= n
+            return frames.Data(bytes(self._inflated[start : start + n]))
         n = min(self.buffered, self._remaining, self.max_data_chunk)
         if n == 0:
             if self._eof:
@@ -119,6 +132,38 @@ class Decoder:
         self._in_payload = True
         self._remaining = length
 
+    def _payload_start(self, kind: int, fields: tuple) -> frames.Event:
+        """A RANGE, SHARD or LIT record's header fields, checked; its payload follows."""
+        lim = self.limits
+        if kind == frames.RANGE:
+            need_id, offset, length = fields
+            self._check("need_id", need_id, lim.max_need_id)
+            self._check("range length", length, lim.max_range_length)
+            self._check("range end", offset + length, frames.MAX_FILE_END)
+            event: frames.Event = frames.RangeStart(need_id, offset, length)
+        elif kind == frames.SHARD:
+            (length,) = fields
+            self._check("shard length", length, lim.max_shard_length)
+            event = frames.ShardStart(length)
+        else:
+            (length,) = fields
+            self._check("literal length", length, lim.max_literal_length)
+            event = frames.LiteralStart(length)
+        self._start_payload(length)
+        return event
+
+    def _inflated_start(self, record: bytes) -> frames.Event:
+        """The one whole RANGE, SHARD or LIT record a ZREC held; its payload is served from
+        here."""
+        header = _PAYLOAD_HEADERS.get(record[0])
+        if header is None or len(record) < header.size:
+            raise ProtocolError("a compressed record holds no RANGE, SHARD or LIT record")
+        event = self._payload_start(record[0], header.unpack_from(record)[1:])
+        if header.size + self._remaining != len(record):
+            raise ProtocolError("a compressed record's length disagrees with its content")
+        self._inflated = memoryview(record)[header.size:]
+        return event
+
     def _record_event(self) -> frames.Event | frames.NeedData:
         buf, pos, have, lim = self._buf, self._pos, self.buffered, self.limits
         if have == 0:
@@ -126,22 +171,23 @@ class Decoder:
                 raise ProtocolError("connection closed before END")
             return frames.NEED_DATA
         kind = buf[pos]
-        if kind == frames.RANGE:
-            if (fields := self._fixed(frames.RANGE_HEADER)) is None:
+        if kind in _PAYLOAD_HEADERS:
+            if (fields := self._fixed(_PAYLOAD_HEADERS[kind])) is None:
                 return self._short()
-            need_id, offset, length = fields
-            self._check("need_id", need_id, lim.max_need_id)
-            self._check("range length", length, lim.max_range_length)
-            self._check("range end", offset + length, frames.MAX_FILE_END)
-            self._start_payload(length)
-            return frames.RangeStart(need_id, offset, length)
-        if kind == frames.SHARD:
-            if (fields := self._fixed(frames.SHARD_HEADER)) is None:
+            return self._payload_start(kind, fields)
+        if kind == frames.COMPRESSED:
+            header = frames.COMPRESSED_HEADER
+            if have < header.size:
                 return self._short()
-            (length,) = fields
-            self._check("shard length", length, lim.max_shard_length)
-            self._start_payload(length)
-            return frames.ShardStart(length)
+            _, raw_length, compressed_length = header.unpack_from(buf, pos)
+            self._check("inflated length", raw_length, lim.max_inflated_length)
+            self._check("compressed length", compressed_length, lim.max_inflated_length)
+            end = pos + header.size + compressed_length
+            if len(buf) < end:
+                return self._short()
+            frame = bytes(buf[pos + header.size : end])
+            self._pos = end
+            return self._inflated_start(inflate(frame, raw_length))
         if kind == frames.ABORT:
             if have < frames.ABORT_HEADER.size:
                 return self._short()
@@ -170,13 +216,6 @@ class Decoder:
             self._check("copy block", block, lim.max_blocks)
             self._check("copy count", count, lim.max_blocks)
             return frames.CopyBlocks(block, count)
-        if kind == frames.LITERAL:
-            if (fields := self._fixed(frames.LITERAL_HEADER)) is None:
-                return self._short()
-            (length,) = fields
-            self._check("literal length", length, lim.max_literal_length)
-            self._start_payload(length)
-            return frames.LiteralStart(length)
         if kind == frames.DELTA_END:
             if (fields := self._fixed(frames.DELTA_END_RECORD)) is None:
                 return self._short()

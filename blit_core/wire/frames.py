@@ -13,6 +13,9 @@ are big-endian:
     LIT    0x07  length u64, then `length` literal bytes
     DEND   0x08  size u64, xxh3-128 (16 bytes): the delta's end, with the whole new file's
                  size and checksum
+    ZREC   0x09  raw_length u32, compressed_length u32, then a zstd frame (declaring its
+                 content size) of exactly one whole RANGE, SHARD or LIT record of raw_length
+                 bytes; never another ZREC
 
 The decoder (`blit_core.wire.codec.Decoder`) turns bytes into the events defined here."""
 
@@ -38,6 +41,8 @@ DELTA = 0x05
 COPY = 0x06
 LITERAL = 0x07
 DELTA_END = 0x08
+COMPRESSED = 0x09
+COMPRESSIBLE = (RANGE, SHARD, LITERAL)  # the records a ZREC may hold
 
 RANGE_HEADER = struct.Struct(">BQQQ")  # type, need_id, offset, length
 SHARD_HEADER = struct.Struct(">BQ")  # type, length
@@ -46,6 +51,7 @@ DELTA_HEADER = struct.Struct(">BQ")  # type, need_id
 COPY_RECORD = struct.Struct(">BQQ")  # type, block, count
 LITERAL_HEADER = struct.Struct(">BQ")  # type, length
 DELTA_END_RECORD = struct.Struct(">BQ16s")  # type, size, digest
+COMPRESSED_HEADER = struct.Struct(">BII")  # type, raw_length, compressed_length
 
 MAX_REASON_BYTES = 4096
 # A range must end at an offset the receiver can pwrite to (off_t is signed 64-bit).
@@ -62,6 +68,7 @@ class Limits:
     max_need_id: int = (1 << 63) - 1
     max_literal_length: int = 1 << 24
     max_blocks: int = 1 << 40
+    max_inflated_length: int = (16 << 20) + 64  # a ZREC's record, decompressed
 
 
 DEFAULT_LIMITS = Limits()
@@ -216,6 +223,13 @@ def encode_literal_header(length: int) -> bytes:
 def encode_delta_end(size: int, digest: bytes) -> bytes:
     _check("delta size", size, MAX_FILE_END)
     return DELTA_END_RECORD.pack(DELTA_END, size, digest)
+
+
+def encode_compressed_header(raw_length: int, compressed_length: int) -> bytes:
+    """The header of a ZREC record; `compressed_length` bytes of zstd frame follow."""
+    _check("inflated length", raw_length, DEFAULT_LIMITS.max_inflated_length)
+    _check("compressed length", compressed_length, DEFAULT_LIMITS.max_inflated_length)
+    return COMPRESSED_HEADER.pack(COMPRESSED, raw_length, compressed_length)
 
 
 def encode_end() -> bytes:

@@ -9,6 +9,7 @@ import os
 import struct
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,13 +35,26 @@ MiB = 1 << 20
 
 # Records as the tests model them: ("range", need_id, offset, payload), ("shard", payload),
 # ("abort", need_id, reason), ("delta", need_id), ("copy", block, count), ("lit", payload),
-# ("dend", size, digest), ("end",).
+# ("dend", size, digest), ("end",); ("z", record) is a range, shard or lit record compressed,
+# which decodes as the record itself.
+
+
+def zrec(raw: bytes, frame: bytes | None = None) -> bytes:
+    """A ZREC record holding `raw` (or claiming to, around another `frame`)."""
+    frame = zstandard.ZstdCompressor().compress(raw) if frame is None else frame
+    return struct.pack(">BII", frames.COMPRESSED, len(raw), len(frame)) + frame
+
+
+def plain(records: list[tuple]) -> list[tuple]:
+    return [rec[1] if rec[0] == "z" else rec for rec in records]
 
 
 def encode(records: list[tuple]) -> bytes:
     out = bytearray()
     for rec in records:
-        if rec[0] == "range":
+        if rec[0] == "z":
+            out += zrec(encode([rec[1]]))
+        elif rec[0] == "range":
             out += frames.encode_range_header(rec[1], rec[2], len(rec[3])) + rec[3]
         elif rec[0] == "shard":
             out += frames.encode_shard_header(len(rec[1])) + rec[1]
@@ -137,6 +151,9 @@ SMALL = [
     ("copy", 17, 1),
     ("lit", b""),
     ("dend", 12345, bytes(range(16))),
+    ("z", ("range", 5, 100, b"compressible " * 500)),
+    ("z", ("shard", bytes(10_000))),
+    ("z", ("lit", b"")),
     ("end",),
 ]
 
@@ -153,34 +170,38 @@ BIG_BLOB = encode(BIG)
 
 
 def test_round_trip_fed_all_at_once():
-    assert decode_pieces([BIG_BLOB]).records == BIG
+    assert decode_pieces([BIG_BLOB]).records == plain(BIG)
 
 
 def test_data_chunks_never_exceed_max_data_chunk():
     out = decode_pieces([BIG_BLOB], max_data_chunk=4096)
-    assert out.records == BIG
+    assert out.records == plain(BIG)
     assert out.data_events >= (5 * MiB + MiB // 2) // 4096
 
 
 def test_round_trip_fed_one_byte_at_a_time():
     blob = encode(SMALL)
-    assert decode_pieces([blob[i : i + 1] for i in range(len(blob))]).records == SMALL
+    assert decode_pieces([blob[i : i + 1] for i in range(len(blob))]).records == plain(SMALL)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(0, len(BIG_BLOB)), max_size=60))
 def test_round_trip_fed_in_random_splits(cuts):
-    assert decode_pieces(split_at(BIG_BLOB, cuts)).records == BIG
+    assert decode_pieces(split_at(BIG_BLOB, cuts)).records == plain(BIG)
 
 
+payload_records = st.one_of(
+    st.tuples(st.just("range"), st.integers(0, 2**63 - 1), st.integers(0, 2**40), st.binary()),
+    st.tuples(st.just("shard"), st.binary()),
+    st.tuples(st.just("lit"), st.binary()),
+)
 records_strategy = st.lists(
     st.one_of(
-        st.tuples(st.just("range"), st.integers(0, 2**63 - 1), st.integers(0, 2**40), st.binary()),
-        st.tuples(st.just("shard"), st.binary()),
+        payload_records,
+        st.tuples(st.just("z"), payload_records),
         st.tuples(st.just("abort"), st.integers(0, 2**63 - 1), st.text(max_size=100)),
         st.tuples(st.just("delta"), st.integers(0, 2**63 - 1)),
         st.tuples(st.just("copy"), st.integers(0, 2**40), st.integers(0, 2**40)),
-        st.tuples(st.just("lit"), st.binary()),
         st.tuples(st.just("dend"), st.integers(0, 2**63 - 1), st.binary(min_size=16, max_size=16)),
     )
 ).map(lambda recs: [*recs, ("end",)])
@@ -191,7 +212,7 @@ records_strategy = st.lists(
 def test_round_trip_of_random_records_in_random_splits(records, data):
     blob = encode(records)
     cuts = data.draw(st.lists(st.integers(0, len(blob)), max_size=20))
-    assert decode_pieces(split_at(blob, cuts)).records == records
+    assert decode_pieces(split_at(blob, cuts)).records == plain(records)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -213,7 +234,7 @@ def test_payload_consumed_bypass_gives_the_same_records(sizes):
         out.drain(dec)
     dec.receive_data(b"")
     out.drain(dec)
-    assert out.records == BIG
+    assert out.records == plain(BIG)
 
 
 def test_payload_consumed_refuses_misuse():
@@ -292,6 +313,40 @@ def test_abort_reason_over_limit_is_rejected_before_the_reason_arrives():
 def test_need_id_over_limit_is_rejected(header):
     err = rejected_after(header)
     assert "need_id" in str(err) and str(2**63 - 1) in str(err)
+
+
+def test_a_compressed_record_is_checked_before_anything_is_inflated():
+    err = rejected_after(struct.pack(">BII", frames.COMPRESSED, (16 << 20) + 65, 10))
+    assert "inflated length" in str(err)
+    err = rejected_after(struct.pack(">BII", frames.COMPRESSED, 100, (16 << 20) + 65))
+    assert "compressed length" in str(err)
+
+
+def test_a_decompression_bomb_is_refused_without_inflating_it():
+    # 1 GiB of zeros in a 32 KiB frame, claimed to be a 1 KiB record
+    bomb = zstandard.ZstdCompressor(level=19).compress(bytes(1 << 30))
+    assert "does not declare its length" in protocol_error(zrec(bytes(1024), bomb))
+    # a frame with no declared size, even one that would fit
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(1024))
+    assert "does not declare its length" in protocol_error(zrec(bytes(1024), unsized))
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    (frames.encode_abort(1, "x"), "holds no RANGE, SHARD or LIT record"),
+    (zrec(encode([("lit", b"x" * 600)])), "holds no RANGE, SHARD or LIT record"),  # nested
+    (frames.encode_literal_header(10) + b"short", "disagrees with its content"),
+    (frames.encode_literal_header(2) + b"longer", "disagrees with its content"),
+    (b"\x07", "holds no RANGE, SHARD or LIT record"),  # a header cut short
+])
+def test_a_compressed_record_must_hold_exactly_one_payload_record(raw: bytes, problem: str):
+    assert problem in protocol_error(zrec(raw))
+
+
+def test_a_corrupt_compressed_frame_is_a_protocol_error():
+    raw = encode([("lit", b"abc" * 300)])
+    frame = bytearray(zstandard.ZstdCompressor().compress(raw))
+    frame[-6:] = b"\xff" * 6
+    assert "does not decompress" in protocol_error(zrec(raw, bytes(frame)))
 
 
 def protocol_error(blob: bytes, eof: bool = True) -> str:
