@@ -32,6 +32,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import zstandard
 from helpers.daemon import Daemon, run
 from helpers.treecheck import assert_same_tree, diff_snapshots, find_temp_files, snapshot
 
@@ -542,8 +543,17 @@ def _data_plane_cases(arena: Arena) -> dict[str, tuple[bytes, str]]:
                                          + PAYLOAD, "beyond its size"),
         "range longer than the file": (frames.encode_range_header(1, 0, size + 4) + PAYLOAD
                                        + b"more", "beyond its size"),
-        "unknown record type": (b"\x09" + PAYLOAD, "unknown record type"),
+        "unknown record type": (b"\x0a" + PAYLOAD, "unknown record type"),
+        # a compressed record claiming the victim's range, holding 256 MiB of zeros
+        "decompression bomb": (_zrec_claiming(
+            len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(256 << 20)),
+            "does not declare its length"),
     }
+
+
+def _zrec_claiming(raw_length: int, content: bytes) -> bytes:
+    frame = zstandard.ZstdCompressor().compress(content)
+    return frames.encode_compressed_header(raw_length, len(frame)) + frame
 
 
 def test_hostile_data_plane_records_are_refused(arena: Arena) -> None:
