@@ -4,9 +4,11 @@ then checked against the SOURCE's whole-file xxh3-128."""
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
@@ -16,9 +18,14 @@ from blit_core.errors import ProtocolError
 from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from blit_core.delta.signature import Signature
 
 READ_CHUNK = 8 << 20
+SIGN_THREADS = 2
+SIGN_CHUNK = 2 << 20  # a basis is signed in chunks of about this size, in parallel
+PARALLEL_COPY = 64 << 20  # a longer run of copied blocks is copied by two threads
 # A basis is opened like this: never through a symlink, never blocking on a FIFO.
 BASIS_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 MIN_DELTA_SIZE = 64 << 10  # a smaller basis is not worth a signature: the file goes whole
@@ -38,14 +45,27 @@ def read_chunks(fd: int, chunk: int = READ_CHUNK) -> Iterator[bytes]:
 
 
 def file_signature(fd: int, size: int, seed: int) -> Signature:
-    """The signature of the `size` bytes of an open basis; ValueError if it is not that long."""
+    """The signature of the `size` bytes of an open basis, read and signed in block-aligned
+    chunks on SIGN_THREADS threads; ValueError if it is not that long."""
     from blit_core.delta.signature import SignatureBuilder  # numpy: only once a delta is due
 
     builder = SignatureBuilder(size, seed)
-    chunk = READ_CHUNK // builder.block_size * builder.block_size or builder.block_size
-    for data in read_chunks(fd, chunk):
-        builder.feed(data)
+    chunk = SIGN_CHUNK // builder.block_size * builder.block_size or builder.block_size
+
+    def sign_chunk(offset: int) -> tuple[np.ndarray, bytes, int]:
+        data = os.pread(fd, min(chunk, size - offset), offset)
+        return (*builder.sign(data), len(data))
+
+    for weak, strong, length in _pool().map(sign_chunk, range(0, size, chunk)):
+        builder.add_signed(weak, strong, length)
     return builder.finish()
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The threads that sign bases (hashing releases the GIL) and help copy long runs,
+    shared by every transfer."""
+    return ThreadPoolExecutor(max_workers=SIGN_THREADS, thread_name_prefix="blit-sign")
 
 
 def file_digest(fd: int, size: int) -> bytes:
@@ -77,11 +97,25 @@ class Rebuilder:
             raise DeltaMismatch(f"a copy of blocks {op.block}+{op.count} outside the basis")
         self._check_room(length)
         source = op.block * self.block_size
+        if length >= PARALLEL_COPY:  # half in another thread: copying is page-bound
+            half = length // 2 // self.block_size * self.block_size
+            other = _pool().submit(self._copy_range, source + half, self.offset + half,
+                                        length - half)
+            try:
+                self._copy_range(source, self.offset, half)
+            finally:
+                other.result()
+        else:
+            self._copy_range(source, self.offset, length)
+        self.offset += length
+        self.matched_bytes += length
+
+    def _copy_range(self, source: int, target: int, length: int) -> None:
         done = 0
         while done < length:
             try:
                 copied = os.copy_file_range(self.basis_fd, self.out_fd, length - done,
-                                            source + done, self.offset + done)
+                                            source + done, target + done)
             except OSError as exc:
                 if exc.errno in UNSUPPORTED_ERRNOS:  # this filesystem cannot: send it whole
                     raise DeltaMismatch(f"copy_file_range: {exc.strerror}") from None
@@ -89,8 +123,6 @@ class Rebuilder:
             if copied == 0:
                 raise DeltaMismatch("the basis shrank during the transfer")
             done += copied
-        self.offset += length
-        self.matched_bytes += length
 
     def _check_room(self, length: int) -> None:
         if self.offset + length > self.size:

@@ -104,11 +104,27 @@ class SignatureBuilder:
         self._pending += view[whole:]
 
     def _add(self, view: memoryview) -> None:
+        weak, strong = self.sign(view)
+        self._weak.append(weak)
+        self._strong += strong
+
+    def sign(self, data: bytes | memoryview) -> tuple[np.ndarray, bytes]:
+        """The weak digests of `data`'s whole blocks and the strong hashes of all its blocks
+        (a short last one included): for data that starts on a block boundary, signed apart
+        from the builder (in another thread) and added with `add_signed`."""
         size, seed, width = self.block_size, self.seed, self.strong_bytes
-        self._weak.append(block_digests(view, size))
-        strong = self._strong
+        view = memoryview(data)
+        strong = bytearray()
         for start in range(0, len(view), size):
             strong += strong_hash(view[start : start + size], seed, width)
+        return block_digests(view, size), bytes(strong)
+
+    def add_signed(self, weak: np.ndarray, strong: bytes, length: int) -> None:
+        """The signature of the next `length` bytes, from `sign` (nothing may be pending)."""
+        assert not self._pending
+        self._fed += length
+        self._weak.append(weak)
+        self._strong += strong
 
     def finish(self) -> Signature:
         """The signature; ValueError if the bytes fed are not `size` long (the basis changed

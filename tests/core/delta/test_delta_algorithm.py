@@ -11,7 +11,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blit_core.delta import reference, signature
+from blit_core.delta import files, reference, signature
 from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature
 from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Literal
@@ -189,7 +189,13 @@ def test_a_signature_is_checked_against_its_declared_basis() -> None:
         reader.finish()  # one strong hash short
 
 
-def test_rebuild_from_files_checks_the_result(tmp_path) -> None:
+@pytest.mark.parametrize("parallel_copy", [files.PARALLEL_COPY, 64 << 10])
+def test_rebuild_from_files_checks_the_result(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                              parallel_copy: int) -> None:
+    # with 64 KiB, each long run is copied half by another thread; with 8 KiB chunks the
+    # basis is signed in many chunks on several threads
+    monkeypatch.setattr(files, "PARALLEL_COPY", parallel_copy)
+    monkeypatch.setattr(files, "SIGN_CHUNK", min(files.SIGN_CHUNK, parallel_copy // 8))
     basis_data = os.urandom(1 << 20)
     new = basis_data[:300_000] + b"edit" * 100 + basis_data[300_400:]
     (tmp_path / "basis").write_bytes(basis_data)
