@@ -425,9 +425,10 @@ async def run_source(
                     raise ProtocolError(f"needs for unknown manifest batch {frame.needs.batch}")
                 planned = 0
                 for need_id in frame.needs.ids:
-                    file = files.get(need_id)
+                    file = files.pop(need_id, None)
                     if file is None:
-                        raise ProtocolError(f"need for unknown file id {need_id}")
+                        raise ProtocolError(f"need for unknown or already needed file id "
+                                            f"{need_id}")
                     root = roots[file.root]
                     planned += file.entry.size
                     signature = signatures.take(need_id)
@@ -440,8 +441,9 @@ async def run_source(
                 shard = packer.flush()
                 if shard.files:
                     await put_work(shard)
-                del outstanding[frame.needs.batch]  # only now: maybe_stop must not run early
-                window.release()
+                if not frame.needs.more:
+                    del outstanding[frame.needs.batch]  # only now: maybe_stop must wait
+                    window.release()
                 if frame.needs.ids:
                     observer.on_planned(len(frame.needs.ids), planned)
             elif frame.HasField("signature"):
@@ -573,8 +575,7 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
                     break
                 ids = await asyncio.to_thread(dest.plan_batch, frame.manifest.entries)
                 dest.observer.on_scanned(dest.scanned, False)
-                await _send_signatures(chan, dest, seed)
-                await chan.send(pb.Frame(needs=pb.Needs(batch=frame.manifest.batch, ids=ids)))
+                await _send_needs(chan, dest, seed, frame.manifest.batch, ids)
             elif frame.HasField("data") and not plane.socks:
                 await asyncio.to_thread(dataplane.feed_frames, decoder, handler, frame.data)
             else:
@@ -614,18 +615,31 @@ async def run_destination(chan: Channel, plane: Plane, dest: Destination) -> Tra
     return merge_source_part(report, source_part)
 
 
-async def _send_signatures(chan: Channel, dest: Destination, seed: int) -> None:
-    """The signatures of the batch just planned, before its Needs (computed in a thread)."""
-    pending = dest.take_signatures(seed)
+async def _send_needs(chan: Channel, dest: Destination, seed: int, batch: int,
+                      ids: list[int]) -> None:
+    """The needs of the batch just planned: those with no basis to sign at once, then each
+    of the others after its signature (made in a thread), so that the SOURCE starts on them
+    while the rest are signed."""
+    signing = dest.take_delta_candidates()
+    if not signing:
+        await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=ids)))
+        return
+    whole = set(ids).difference(signing)
+    await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=[i for i in ids if i in whole],
+                                            more=True)))
+    pending = dest.sign(signing, seed)
     while (signed := await asyncio.to_thread(next, pending, None)) is not None:
-        from blit_core.delta.signature import signature_parts  # numpy: only with deltas
-
         need_id, sig = signed
-        parts = signature_parts(sig)
-        for number, (weak, strong) in enumerate(parts):
-            await chan.send(pb.Frame(signature=pb.Signature(
-                id=need_id, block_size=sig.block_size, basis_size=sig.size, seed=sig.seed,
-                weak=weak, strong=strong, last=number == len(parts) - 1)))
+        if sig is not None:
+            from blit_core.delta.signature import signature_parts  # numpy: only with deltas
+
+            parts = signature_parts(sig)
+            for number, (weak, strong) in enumerate(parts):
+                await chan.send(pb.Frame(signature=pb.Signature(
+                    id=need_id, block_size=sig.block_size, basis_size=sig.size, seed=sig.seed,
+                    weak=weak, strong=strong, last=number == len(parts) - 1)))
+        await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=[need_id], more=True)))
+    await chan.send(pb.Frame(needs=pb.Needs(batch=batch)))
 
 
 class _DeltaEnds:

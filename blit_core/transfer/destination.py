@@ -268,35 +268,42 @@ class Destination(LocalPipeline):
             return self.local.sink.open_partial(dir_fd, name)
         return os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
 
-    def take_signatures(self, seed: int) -> Iterator[tuple[int, Signature]]:
-        """The signatures of the bases of the needs planned since the last call (a basis that
-        cannot be read is skipped: its file comes whole)."""
+    def take_delta_candidates(self) -> list[int]:
+        """The needs planned since the last call that have a basis worth signing."""
         candidates, self._delta_candidates = self._delta_candidates, []
+        return candidates
+
+    def sign(self, candidates: list[int], seed: int) -> Iterator[tuple[int, Signature | None]]:
+        """Each candidate need with the signature of its basis, or None when the basis cannot
+        be read (its file comes whole)."""
         for need_id in candidates:
-            with self.lock:
-                need = self.needs.get(need_id)
-                if need is None:
-                    continue
-                try:
-                    fd = self._open_basis(need)
-                except OSError:
-                    continue
+            yield need_id, self._signature(need_id, seed)
+
+    def _signature(self, need_id: int, seed: int) -> Signature | None:
+        with self.lock:
+            need = self.needs.get(need_id)
+            if need is None:
+                return None
             try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                sig = file_signature(fd, st.st_size, seed)
-            except (OSError, ValueError):
-                continue
-            finally:
-                os.close(fd)
-            with self.lock:
-                if self.needs.get(need_id) is not need:  # dropped meanwhile
-                    continue
-                need.basis = _Basis((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
-                                    sig.block_size)
-                self.local.result.stats.signature_bytes += sig.wire_bytes
-            yield need_id, sig
+                fd = self._open_basis(need)
+            except OSError:
+                return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            sig = file_signature(fd, st.st_size, seed)
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(fd)
+        with self.lock:
+            if self.needs.get(need_id) is not need:  # dropped meanwhile
+                return None
+            need.basis = _Basis((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
+                                sig.block_size)
+            self.local.result.stats.signature_bytes += sig.wire_bytes
+        return sig
 
     def delta_start(self, need_id: int) -> None:
         """A delta for this need begins: open its temp file, and its basis again (which must

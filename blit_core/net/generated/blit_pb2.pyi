@@ -138,12 +138,14 @@ class Manifest(_message.Message):
     def __init__(self, batch: _Optional[int] = ..., entries: _Optional[bytes] = ...) -> None: ...
 
 class Needs(_message.Message):
-    __slots__ = ("batch", "ids")
+    __slots__ = ("batch", "ids", "more")
     BATCH_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     batch: int
     ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, batch: _Optional[int] = ..., ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    more: bool
+    def __init__(self, batch: _Optional[int] = ..., ids: _Optional[_Iterable[int]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class Signature(_message.Message):
     __slots__ = ("id", "block_size", "basis_size", "seed", "weak", "strong", "last")
