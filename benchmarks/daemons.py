@@ -15,10 +15,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.runner import BenchError, tail_text
+from benchmarks.workloads import log
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 20.0  # seconds for a daemon to start listening
@@ -103,6 +104,22 @@ def _rsyncd_greets(port: int) -> bool:
             return sock.recv(64).startswith(b"@RSYNCD:")
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def running_daemons(root: Path, blit_command: Sequence[str],
+                    into: dict[str, Daemon]) -> Iterator[None]:
+    """``rsync --daemon`` and ``blit-daemon`` serving ``root`` (their configs and logs in
+    ``root/conf``) as ``into["rsync"]`` and ``into["blit"]``, both stopped on the way out."""
+    conf = root / "conf"
+    conf.mkdir()
+    with contextlib.ExitStack() as stack:
+        log("starting the rsync and blit daemons ...")
+        into["rsync"] = start_rsync_daemon(root, conf)
+        stack.callback(into["rsync"].stop)
+        into["blit"] = start_blit_daemon(blit_command, root, conf)
+        stack.callback(into["blit"].stop)
+        yield
 
 
 def start_blit_daemon(command: Sequence[str], root: Path, confdir: Path) -> Daemon:

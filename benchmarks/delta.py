@@ -20,7 +20,6 @@ after each run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import filecmp
 import json
 import os
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.daemons import LOOPBACK, Daemon, start_blit_daemon, start_rsync_daemon
+from benchmarks.daemons import LOOPBACK, Daemon, running_daemons
 from benchmarks.report import default_json_path, fmt, machine_header, machine_info, verdict
 from benchmarks.report import write_json as write_json_file
 from benchmarks.runner import BenchError, median_or_none
@@ -194,14 +193,7 @@ class DeltaBenchmark:
         self.micro: dict[str, float] = {}
 
     def run(self, micro: bool) -> None:
-        conf = self.ws / "conf"
-        conf.mkdir()
-        with contextlib.ExitStack() as stack:
-            log("starting the rsync and blit daemons ...")
-            self.daemons["rsync"] = start_rsync_daemon(self.ws, conf)
-            stack.callback(self.daemons["rsync"].stop)
-            self.daemons["blit"] = start_blit_daemon(BLIT_DAEMON, self.ws, conf)
-            stack.callback(self.daemons["blit"].stop)
+        with running_daemons(self.ws, BLIT_DAEMON, self.daemons):
             for case in self.cases:
                 self._run_case(case)
         if micro:

@@ -14,7 +14,6 @@ one-byte files, timed to the first complete file in the destination.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.daemons import LOOPBACK, Daemon, start_blit_daemon, start_rsync_daemon
+from benchmarks.daemons import LOOPBACK, Daemon, running_daemons
 from benchmarks.report import Column, fmt, verdict
 from benchmarks.rss import RunResult, sampling
 from benchmarks.runner import (
@@ -183,14 +182,7 @@ class RemoteBenchmark(BenchmarkBase):
         return [self.cfg.blit, RSYNC]
 
     def run(self) -> list[WorkloadResult]:
-        conf = self.ws / "conf"
-        conf.mkdir()
-        with contextlib.ExitStack() as daemons:
-            log("starting the rsync and blit daemons ...")
-            self.daemons["rsync"] = start_rsync_daemon(self.ws, conf)
-            daemons.callback(self.daemons["rsync"].stop)
-            self.daemons["blit"] = start_blit_daemon(self.daemon_command, self.ws, conf)
-            daemons.callback(self.daemons["blit"].stop)
+        with running_daemons(self.ws, self.daemon_command, self.daemons):
             self._measure_tcp()
             return super().run()
 

@@ -17,7 +17,14 @@ from blit_core.errors import BlitError, UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules, parse_filter_rule, read_pattern_file
 from blit_core.gcsettings import collect_less_often
-from blit_core.options import CompareMode, TransferOptions, Verb
+from blit_core.options import (
+    DEFAULT_COMPRESS_LEVEL,
+    MAX_COMPRESS_LEVEL,
+    CompareMode,
+    TransferOptions,
+    Verb,
+)
+from blit_core.transfer.sink import partial_excludes
 from blit_core.units import parse_size
 
 EXIT_CODES = """exit codes (rsync's numbering):
@@ -142,8 +149,9 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     remote.add_argument("-z", "--compress", action="store_true",
                         help="compress file data with zstd where it shrinks, even on a LAN "
                         "(by default only for a daemon beyond the LAN)")
-    remote.add_argument("--compress-level", type=int, default=3, metavar="N",
-                        help="zstd level, 1-19 (default 3)")
+    remote.add_argument("--compress-level", type=int, default=DEFAULT_COMPRESS_LEVEL,
+                        metavar="N", help=f"zstd level, 1-{MAX_COMPRESS_LEVEL} "
+                        f"(default {DEFAULT_COMPRESS_LEVEL})")
     remote.add_argument("--force-grpc", action="store_true",
                         help="carry file data inside the gRPC stream (when the data port is "
                         "blocked; slower)")
@@ -240,6 +248,8 @@ def _filter_rules(args: argparse.Namespace) -> list[tuple[str, str]]:
             rules.append(parse_filter_rule(value))
         else:
             rules.extend((kind[0], pattern) for pattern in read_pattern_file(value))
+    if args.partial or args.partial_dir is not None:
+        rules += partial_excludes(args.partial_dir)
     return rules
 
 

@@ -9,6 +9,9 @@ from blit_core.errors import UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules
 
+DEFAULT_COMPRESS_LEVEL = 3  # zstd's
+MAX_COMPRESS_LEVEL = 19  # beyond, zstd's "ultra" levels need windows a receiver refuses
+
 
 class Verb(StrEnum):
     COPY = "copy"
@@ -43,7 +46,7 @@ class TransferOptions:
     partial: bool = False  # keep an interrupted file's data for the next run to rebuild from
     partial_dir: str | None = None  # ... in this directory (one name) inside its directory
     compress: bool = False  # -z: compress what shrinks on the data plane, even on a LAN
-    compress_level: int = 3  # zstd's
+    compress_level: int = DEFAULT_COMPRESS_LEVEL
     fsync: bool = False
     backup: bool = False
     backup_suffix: str | None = None  # None: "~", or "" with a backup dir (as rsync)
@@ -87,8 +90,10 @@ class TransferOptions:
                 or "\0" in self.partial_dir):
             raise UsageError("--partial-dir must be a directory name (no '/'), made inside "
                              "each destination directory")
-        if not 1 <= self.compress_level <= 19:
-            raise UsageError("--compress-level must be between 1 and 19")
+        if not 1 <= self.compress_level <= MAX_COMPRESS_LEVEL:
+            raise UsageError(f"--compress-level must be between 1 and {MAX_COMPRESS_LEVEL}")
+        if self.partial_dir is not None and not self.partial:
+            raise UsageError("--partial-dir goes with --partial")
         if self.inplace and self.sparse:
             raise UsageError("--inplace and --sparse cannot be combined")
         if self.backup_suffix is not None and "/" in self.backup_suffix:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import functools
 import mmap
 import os
+import threading
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
@@ -56,16 +58,28 @@ def file_signature(fd: int, size: int, seed: int) -> Signature:
         data = os.pread(fd, min(chunk, size - offset), offset)
         return (*builder.sign(data), len(data))
 
-    for weak, strong, length in _pool().map(sign_chunk, range(0, size, chunk)):
-        builder.add_signed(weak, strong, length)
-    return builder.finish()
+    pending: deque[Future[tuple[np.ndarray, bytes, int]]] = deque()
+    offsets = iter(range(0, size, chunk))
+    try:
+        while True:  # a few chunks in flight: others' signatures are not held up
+            while len(pending) < 2 * SIGN_THREADS and (offset := next(offsets, None)) is not None:
+                pending.append(_sign_pool().submit(sign_chunk, offset))
+            if not pending:
+                return builder.finish()
+            builder.add_signed(*pending.popleft().result())
+    finally:  # fd is the caller's to close: nothing may still read it then
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
 
 @functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """The threads that sign bases (hashing releases the GIL) and help copy long runs,
-    shared by every transfer."""
+def _sign_pool() -> ThreadPoolExecutor:
+    """The threads that sign bases (hashing releases the GIL), shared by every transfer."""
     return ThreadPoolExecutor(max_workers=SIGN_THREADS, thread_name_prefix="blit-sign")
+
+
+os.register_at_fork(after_in_child=_sign_pool.cache_clear)  # a forked child has no threads
 
 
 def file_digest(fd: int, size: int) -> bytes:
@@ -99,12 +113,22 @@ class Rebuilder:
         source = op.block * self.block_size
         if length >= PARALLEL_COPY:  # half in another thread: copying is page-bound
             half = length // 2 // self.block_size * self.block_size
-            other = _pool().submit(self._copy_range, source + half, self.offset + half,
-                                        length - half)
+            failed: list[BaseException] = []
+
+            def copy_second_half() -> None:
+                try:
+                    self._copy_range(source + half, self.offset + half, length - half)
+                except BaseException as exc:
+                    failed.append(exc)
+
+            helper = threading.Thread(target=copy_second_half, name="blit-copy")
+            helper.start()
             try:
                 self._copy_range(source, self.offset, half)
             finally:
-                other.result()
+                helper.join()
+            if failed:
+                raise failed[0]
         else:
             self._copy_range(source, self.offset, length)
         self.offset += length

@@ -9,7 +9,8 @@ against the basis's signature. Sans-I/O: bytes in, operations out.
 2. Only where that fails does the rolling search run: weak digests at every offset of a span
    (numpy), filtered through a 2^20-entry lookup table, then by exact weak digest, and
    confirmed with the strong hash. Bytes passed over become literals.
-Adjacent copies coalesce into one Copy; literals are cut at LITERAL_MAX bytes."""
+Adjacent copies coalesce into one Copy of up to COPY_MAX bytes (so that the DESTINATION copies
+while the rest is matched); literals are cut at LITERAL_MAX bytes."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ LUT_MASK = (1 << LUT_BITS) - 1
 MIN_SPAN = 256 << 10  # offsets searched per rolling pass
 IN_PLACE_TRIES = 4
 LITERAL_MAX = 256 << 10
+COPY_MAX = 128 << 20
 TRIM_AT = 4 << 20  # consumed bytes dropped from the buffer once there are this many
 
 
@@ -53,6 +55,7 @@ class Matcher:
         self._order = np.argsort(sig.weak, kind="stable")
         self._sorted_weak = sig.weak[self._order]
         self._roller = Roller(self.block)
+        self._copy_max = max(1, COPY_MAX // self.block)  # blocks
 
     def feed(self, data: bytes | memoryview) -> list[Op]:
         self._hasher.update(data)
@@ -164,7 +167,7 @@ class Matcher:
     def _emit_copy(self, block: int, length: int) -> None:
         self._emit_literal()
         copy = self._copy
-        if copy is not None and copy[0] + copy[1] == block:
+        if copy is not None and copy[0] + copy[1] == block and copy[1] < self._copy_max:
             copy[1] += 1
         else:
             self._flush_copy()

@@ -6,10 +6,12 @@ Block size (tuned on the delta benchmark; rsync uses sqrt(size) with 700 bytes b
 sqrt(1.5 x size) rounded down to a multiple of 8, at least 700 bytes and at most 128 KiB.
 
 Strong hash length, like rsync's: just long enough that a false match is unlikely, since every
-rebuilt file is checked whole (xxh3-128) and sent whole if it does not check out. A false
-match needs a weak digest collision (32 bits) and a strong one; across size x blocks candidate
-pairs, STRONG_MARGIN_BITS more bits than that keeps the expected number of false matches per
-file under 2^-20. At least 4 bytes, at most the whole 16."""
+rebuilt file is checked whole (xxh3-128) and sent whole if it does not check out. In the
+rolling search a false match needs a weak digest collision (32 bits) and a strong one; across
+size x blocks candidate pairs, STRONG_MARGIN_BITS more bits than that keeps the expected
+number of false matches per file under 2^-20. (Comparing a block with the one a run of copies
+expects there, by strong hash alone, adds one chance in 2^(8 x length) per changed block.)
+At least 4 bytes, at most the whole 16."""
 
 from __future__ import annotations
 

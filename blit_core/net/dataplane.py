@@ -269,9 +269,11 @@ def beyond_lan(sock: socket.socket) -> bool:
     """Whether the peer of a data connection has a global address (not loopback, private
     or link-local), where compression is on by default."""
     try:
-        return ipaddress.ip_address(sock.getpeername()[0].split("%")[0]).is_global
+        address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
     except (OSError, ValueError):
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d on a dual-stack socket
+    return (mapped or address).is_global
 
 
 def _tune(sock: socket.socket, timeout: float) -> None:
@@ -412,10 +414,10 @@ class Sender:
             self.out.write(packed)
             self.on_sent(len(packed), content, count)
             return
-        self._pace(len(shard))
+        self._pace(len(header) + len(shard))
         self.out.write(header)
         self.out.write(shard)
-        self.on_sent(len(shard), content, count)
+        self.on_sent(len(header) + len(shard), content, count)
 
     def _send_range(self, item: Work) -> None:
         try:
@@ -509,13 +511,19 @@ class Sender:
         records = bytearray()
         for op in ops:
             if isinstance(op, Literal):
-                record = frames.encode_literal_header(len(op.data)) + op.data
-                packed = self._compress_literals and self.compressor.record(record)
-                if not packed and len(record) >= compression.SAMPLE_BYTES:
-                    self._compress_literals = False  # a large literal that does not shrink
-                wire = packed or record
-                self._pace(len(wire))
-                records += wire
+                header = frames.encode_literal_header(len(op.data))
+                packed = None
+                if self._compress_literals and self.compressor is not None:
+                    packed = self.compressor.record(header + op.data)
+                    if packed is None and len(op.data) >= compression.SAMPLE_BYTES:
+                        self._compress_literals = False  # a large literal that does not shrink
+                before = len(records)
+                if packed is not None:
+                    records += packed
+                else:
+                    records += header
+                    records += op.data
+                self._pace(len(records) - before)
             else:
                 records += frames.encode_copy(op.block, op.count)
         if records:

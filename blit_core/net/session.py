@@ -21,7 +21,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from blit_core.errors import (
@@ -443,6 +443,7 @@ async def run_source(
                     await put_work(shard)
                 if not frame.needs.more:
                     del outstanding[frame.needs.batch]  # only now: maybe_stop must wait
+                    signatures.forget(files)
                     window.release()
                 if frame.needs.ids:
                     observer.on_planned(len(frame.needs.ids), planned)
@@ -527,6 +528,12 @@ class _Signatures:
         if need_id in self._arriving:
             raise ProtocolError(f"the signature of file id {need_id} is incomplete")
         return self._complete.pop(need_id, None)
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """A batch is answered: signatures of its files that were not needed go."""
+        for need_id in ids:
+            self._arriving.pop(need_id, None)
+            self._complete.pop(need_id, None)
 
 
 def _join_all(threads: list[threading.Thread]) -> None:
@@ -628,18 +635,21 @@ async def _send_needs(chan: Channel, dest: Destination, seed: int, batch: int,
     await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=[i for i in ids if i in whole],
                                             more=True)))
     pending = dest.sign(signing, seed)
+    unsigned: list[int] = []  # their basis could not be signed: they go whole, together
     while (signed := await asyncio.to_thread(next, pending, None)) is not None:
         need_id, sig = signed
-        if sig is not None:
-            from blit_core.delta.signature import signature_parts  # numpy: only with deltas
+        if sig is None:
+            unsigned.append(need_id)
+            continue
+        from blit_core.delta.signature import signature_parts  # numpy: only with deltas
 
-            parts = signature_parts(sig)
-            for number, (weak, strong) in enumerate(parts):
-                await chan.send(pb.Frame(signature=pb.Signature(
-                    id=need_id, block_size=sig.block_size, basis_size=sig.size, seed=sig.seed,
-                    weak=weak, strong=strong, last=number == len(parts) - 1)))
+        parts = signature_parts(sig)
+        for number, (weak, strong) in enumerate(parts):
+            await chan.send(pb.Frame(signature=pb.Signature(
+                id=need_id, block_size=sig.block_size, basis_size=sig.size, seed=sig.seed,
+                weak=weak, strong=strong, last=number == len(parts) - 1)))
         await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=[need_id], more=True)))
-    await chan.send(pb.Frame(needs=pb.Needs(batch=batch)))
+    await chan.send(pb.Frame(needs=pb.Needs(batch=batch, ids=unsigned)))
 
 
 class _DeltaEnds:

@@ -83,7 +83,8 @@ class LocalPipeline:
                 self.hardlinks = {}
                 self._drain()
         except KeyboardInterrupt:
-            raise TransferInterrupted("interrupted; temp files removed") from None
+            kept = "kept as partials" if self.options.partial else "removed"
+            raise TransferInterrupted(f"interrupted; temp files {kept}") from None
         if self.fatal:
             raise FileIOError(self.fatal)
         return self._report(started)

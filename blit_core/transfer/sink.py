@@ -114,10 +114,12 @@ class FsSink:
             os.close(fd)
 
     def keep_partial(self, dir_fd: int, temp: str, name: str) -> None:
-        """--partial: an unfinished temp file becomes `name`'s partial (replacing an older
-        one); an empty one is just removed. Never raises: at worst the temp file goes."""
+        """--partial: an unfinished temp file becomes `name`'s partial (replacing a smaller
+        older one); an empty one, or one smaller than the partial there, is just removed.
+        Never raises: at worst the temp file goes."""
         try:
-            if os.stat(temp, dir_fd=dir_fd, follow_symlinks=False).st_size:
+            size = os.stat(temp, dir_fd=dir_fd, follow_symlinks=False).st_size
+            if size and size >= (self.partial_size(dir_fd, name) or 0):
                 with self._partial_place(dir_fd, name, create=True) as (place_fd, partial):
                     os.rename(temp, partial, src_dir_fd=dir_fd, dst_dir_fd=place_fd)
                     return
@@ -521,6 +523,16 @@ def _clear(dir_fd: int, name: str) -> None:
 def _fd_path(dir_fd: int, name: str) -> str:
     """A path naming (dir_fd, name), for the few library calls that only take paths."""
     return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def partial_excludes(partial_dir: str | None) -> list[tuple[str, str]]:
+    """Exclude rules that go after the user's, as rsync adds for its --partial-dir: partial
+    files (and a --partial-dir) are never sent as files of their own, and mirror keeps them
+    (unless --delete-excluded)."""
+    rules = [("-", f".*{PARTIAL_SUFFIX}")]
+    if partial_dir:
+        rules.append(("-", f"{partial_dir}/"))
+    return rules
 
 
 def _hidden_name(name: str, tag: str) -> str:

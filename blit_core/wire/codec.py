@@ -132,7 +132,7 @@ class Decoder:
         self._in_payload = True
         self._remaining = length
 
-    def _payload_start(self, kind: int, fields: tuple) -> frames.Event:
+    def _payload_start(self, kind: int, fields: tuple[int, ...]) -> frames.Event:
         """A RANGE, SHARD or LIT record's header fields, checked; its payload follows."""
         lim = self.limits
         if kind == frames.RANGE:
@@ -155,7 +155,7 @@ class Decoder:
     def _inflated_start(self, record: bytes) -> frames.Event:
         """The one whole RANGE, SHARD or LIT record a ZREC held; its payload is served from
         here."""
-        header = _PAYLOAD_HEADERS.get(record[0])
+        header = _PAYLOAD_HEADERS.get(record[0]) if record else None
         if header is None or len(record) < header.size:
             raise ProtocolError("a compressed record holds no RANGE, SHARD or LIT record")
         event = self._payload_start(record[0], header.unpack_from(record)[1:])

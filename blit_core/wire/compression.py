@@ -12,8 +12,6 @@ import zstandard
 from blit_core.errors import ProtocolError
 from blit_core.wire import frames
 
-DEFAULT_LEVEL = 3
-MAX_LEVEL = 19  # beyond, zstd's windows outgrow what a receiver accepts
 SAMPLE_BYTES = 64 << 10
 WORTH = 0.9  # compressed / raw, at most
 CHUNK = 1 << 20  # a compressed file travels as RANGE records of this many bytes
@@ -36,7 +34,7 @@ def known_compressed(name: str) -> bool:
 class Compressor:
     """One sending thread's zstd compressor (a zstd context is not shared between threads)."""
 
-    def __init__(self, level: int = DEFAULT_LEVEL) -> None:
+    def __init__(self, level: int) -> None:
         self._zstd = zstandard.ZstdCompressor(level=level, write_content_size=True)
 
     def worth_it(self, name: str, sample: bytes) -> bool:
@@ -62,7 +60,7 @@ def inflate(frame: bytes, raw_length: int) -> bytes:
         if zstandard.frame_content_size(frame) != raw_length:
             raise ProtocolError("a compressed record whose frame does not declare its length")
         record = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompress(
-            frame, max_output_size=raw_length)
+            frame, max_output_size=raw_length, allow_extra_data=False)
     except zstandard.ZstdError as exc:
         raise ProtocolError(f"a compressed record that does not decompress: {exc}") from None
     if len(record) != raw_length:

@@ -42,7 +42,6 @@ COPY = 0x06
 LITERAL = 0x07
 DELTA_END = 0x08
 COMPRESSED = 0x09
-COMPRESSIBLE = (RANGE, SHARD, LITERAL)  # the records a ZREC may hold
 
 RANGE_HEADER = struct.Struct(">BQQQ")  # type, need_id, offset, length
 SHARD_HEADER = struct.Struct(">BQ")  # type, length

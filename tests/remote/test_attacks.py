@@ -544,9 +544,9 @@ def _data_plane_cases(arena: Arena) -> dict[str, tuple[bytes, str]]:
         "range longer than the file": (frames.encode_range_header(1, 0, size + 4) + PAYLOAD
                                        + b"more", "beyond its size"),
         "unknown record type": (b"\x0a" + PAYLOAD, "unknown record type"),
-        # a compressed record claiming the victim's range, holding 256 MiB of zeros
+        # a compressed record claiming the victim's range, holding 64 MiB of zeros
         "decompression bomb": (_zrec_claiming(
-            len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(256 << 20)),
+            len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(64 << 20)),
             "does not declare its length"),
     }
 

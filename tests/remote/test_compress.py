@@ -17,6 +17,7 @@ from helpers.treecheck import assert_same_tree
 from blit_core.models import entry_from_stat
 from blit_core.net.dataplane import STOP, Sender, Work, WorkQueue
 from blit_core.net.tuning import StreamGate
+from blit_core.options import DEFAULT_COMPRESS_LEVEL
 from blit_core.transfer.source import SourceFile
 from blit_core.wire import frames
 from blit_core.wire.codec import Decoder
@@ -58,7 +59,7 @@ def send_one_file(path: Path) -> Capture:
     work.put(Work(1, SourceFile(0, path.name, entry), str(path), path.name, 0, entry.size))
     work.put(STOP)
     Sender(out, work, None, lambda *counts: None, lambda p: os.open(p, os.O_RDONLY),
-           StreamGate(1), 0, Compressor()).run()
+           StreamGate(1), 0, Compressor(DEFAULT_COMPRESS_LEVEL)).run()
     return out
 
 

@@ -21,8 +21,8 @@ RATE = "64M"  # bytes per second: the file takes about 4 s
 
 
 def written_bytes(directory: Path) -> int:
-    """The bytes held by the temp files in `directory` (what has arrived so far)."""
-    return sum(p.stat().st_blocks * 512 for p in directory.iterdir() if p.name.startswith("."))
+    """How far the temp files in `directory` reach (one stream writes its file in order)."""
+    return sum(p.stat().st_size for p in directory.iterdir() if p.name.startswith("."))
 
 
 def start(direction: str, daemon: Daemon, src: Path, dst: Path,
@@ -104,6 +104,28 @@ def test_without_partial_an_interrupted_file_leaves_nothing(daemon: Daemon,
     while list(dst.iterdir()):
         assert time.monotonic() < deadline, f"left behind: {list(dst.iterdir())}"
         time.sleep(0.05)
+
+
+def test_partials_are_neither_sent_nor_deleted_by_mirror(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "incoming").mkdir(parents=True)
+    (src / "incoming" / "other").write_bytes(b"in the source's own partial dir")
+    (src / ".a.blit-partial").write_bytes(b"a partial in the source")
+    (src / "a").write_bytes(b"a")
+    (dst / "incoming").mkdir(parents=True)
+    (dst / "incoming" / "b").write_bytes(b"the destination's partial of b")
+    (dst / ".c.blit-partial").write_bytes(b"the destination's partial of c")
+    for flags in (["--partial-dir", "incoming"], ["--partial"]):
+        result = subprocess.run([sys.executable, "-m", "blit_cli", "mirror", *flags,
+                                 f"{src}/", f"{dst}/"], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert (dst / "a").read_bytes() == b"a"
+        assert not (dst / ".a.blit-partial").exists()
+        assert (dst / ".c.blit-partial").exists()
+        if flags[0] == "--partial-dir":  # the directory is left alone
+            assert (dst / "incoming" / "b").exists()
+            assert not (dst / "incoming" / "other").exists()
 
 
 def test_partial_dir_must_be_one_name(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blit_core.delta import files, reference, signature
+from blit_core.delta import files, match, reference, signature
 from blit_core.delta.files import DeltaMismatch, Rebuilder, file_signature
 from blit_core.delta.match import Matcher
 from blit_core.delta.ops import Copy, Literal
@@ -130,6 +130,15 @@ def test_a_block_found_by_its_short_strong_hash_alone_is_not_copied(
     matcher, ops, _ = delta(basis, new)
     assert matcher.matched_bytes == 0
     assert ops == [Literal(new)]
+
+
+def test_a_long_run_of_copies_is_cut_so_that_the_destination_can_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match, "COPY_MAX", 100 * 700)
+    basis = os.urandom(300_000)  # 429 blocks of 700 bytes
+    _, ops, _ = delta(basis, basis)
+    assert ops == [Copy(0, 100), Copy(100, 100), Copy(200, 100), Copy(300, 100),
+                   Copy(400, 29)]
 
 
 def test_completely_different_files_are_all_literal() -> None:
