@@ -103,10 +103,19 @@ class Channel:
         self._peer_gone = asyncio.Event()  # the reader saw the peer's end (or an error)
 
     async def send(self, frame: pb.Frame) -> None:
+        """Write one frame. A sender cancelled meanwhile (a task stopped because the session
+        fails) lets its write finish first: gRPC ends a stream whose write was cancelled, and
+        the Failure that follows would never reach the peer."""
         async with self._lock:
             self.sent += frame.ByteSize()
             self._last_sent = time.monotonic()
-            await self._write(frame)
+            write = asyncio.ensure_future(self._write(frame))
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(write, FAIL_SEND_TIMEOUT_S)
+                raise
 
     async def recv(self) -> pb.Frame:
         if not self._inbox.empty():  # frames that came before the end are still delivered

@@ -906,3 +906,38 @@ def test_stalled_handshakes_do_not_starve_the_good_streams(arena: Arena) -> None
     assert_same_tree(arena.honest, arena.module / "pushed")
     arena.check()
     arena.check_still_serves()
+
+
+# -- 6. need-lists --------------------------------------------------------------------------
+
+
+def test_a_file_needed_twice_is_refused(arena: Arena) -> None:
+    """A DESTINATION may answer a batch in several Needs (more=True until the last), but
+    naming a file it already asked for ends the session: nothing is sent twice."""
+    (arena.module / "twice").mkdir()
+    (arena.module / "twice" / "a").write_bytes(b"a" * 1000)
+    (arena.module / "twice" / "b").write_bytes(b"b" * 1000)
+    refusals: list[str] = []
+
+    async def attack() -> None:
+        async with peer(arena.daemon) as p:
+            await p.send(hello=hello(pb.DESTINATION, ["/default/twice/"]))
+            await p.expect("welcome")
+            await p.send(roots=pb.Roots(roots=[pb.Root(src="twice", dst="got", prefix="",
+                                                       is_dir=True)]))
+            socks = await asyncio.to_thread(dial, (await p.expect("grant")).grant)
+            try:
+                batch = (await p.expect("manifest")).manifest
+                files = [record.id for record in read_records(batch.entries)
+                         if isinstance(record, EntryRecord)]
+                assert len(files) == 2
+                await p.send(needs=pb.Needs(batch=batch.batch, ids=files[:1], more=True))
+                await p.send(needs=pb.Needs(batch=batch.batch, ids=files[:1], more=True))
+                refusals.append(await p.refusal())
+            finally:
+                close(socks)
+
+    asyncio.run(attack())
+    assert len(refusals) == 1 and "already needed" in refusals[0], refusals
+    arena.ours.add("got")
+    arena.check_still_serves()

@@ -41,15 +41,16 @@ def first_copy(direction: str, daemon: Daemon, tmp_path: Path) -> tuple[Path, Pa
     return src, dst
 
 
-@pytest.mark.parametrize("direction", ["push", "pull"])
-def test_a_changed_file_travels_as_its_changes(direction: str, daemon: Daemon,
-                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize(("direction", "flags"), [
+    ("push", ()), ("pull", ()), ("push", ("--force-grpc",))])
+def test_a_changed_file_travels_as_its_changes(direction: str, flags: tuple[str, ...],
+                                               daemon: Daemon, tmp_path: Path) -> None:
     src, dst = first_copy(direction, daemon, tmp_path)
     image = src / "image.bin"
     image.write_bytes(edited(image.read_bytes()))
     os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
     image.chmod(0o640)
-    report = summary(transfer(direction, daemon, "mirror", src, dst, "--json"))
+    report = summary(transfer(direction, daemon, "mirror", src, dst, "--json", *flags))
     assert_same_tree(src, dst)
     assert find_temp_files(dst) == []
     delta = report["delta"]
