@@ -13,6 +13,7 @@ from types import FrameType
 from blit_cli import render, scan
 from blit_cli.parsing import Parser
 from blit_core import __version__, api
+from blit_core.auth import PASSWORD_ENV, client_secret
 from blit_core.errors import BlitError, UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules, parse_filter_rule, read_pattern_file
@@ -159,6 +160,9 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
                         help="data-plane TCP streams, 1-16 (default: automatic)")
     remote.add_argument("--bwlimit", type=parse_size, default=0, metavar="RATE",
                         help="cap the transfer at RATE bytes per second (e.g. 50M)")
+    remote.add_argument("--password-file", metavar="FILE",
+                        help="log in to a module with users (USER@HOST:/module) with the "
+                        f"secret on FILE's first line (else ${PASSWORD_ENV})")
     remote.add_argument("--timeout", type=float, default=60.0, metavar="SECS",
                         help="give up when the daemon sends nothing for SECS seconds "
                         "(exit 30; default: 60)")
@@ -271,7 +275,8 @@ def run_transfer(args: argparse.Namespace) -> int:
     with console:
         report = api.transfer(verb, sources, destination, options, console,
                               remote=api.RemoteSettings(args.force_grpc, args.streams,
-                                                        args.bwlimit, args.timeout))
+                                                        args.bwlimit, args.timeout,
+                                                        client_secret(args.password_file)))
     console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 

@@ -1,7 +1,8 @@
 """Parsing one command-line location: a local path, or a path inside a module of a blit daemon.
 
 Remote locations look like `host:/module/path`, with an optional port (`host:9031:/module/path`)
-and IPv6 addresses in brackets (`[::1]:9031:/module/path`). As in rsync, a name is local when it
+and IPv6 addresses in brackets (`[::1]:9031:/module/path`), and a user to log in as before an
+'@' (`alice@host:/module/path`). As in rsync, a name is local when it
 has no ':', starts with '/', '.' or '~', or has a '/' before its first ':'; so `./a:b` names a
 local file with a colon in it. Pure string work: no I/O."""
 
@@ -33,6 +34,7 @@ class RemoteLocation:
     module: str
     path: str  # module-relative and normalised, without a trailing '/'; "" is the module root
     trailing_slash: bool  # the user ended it with '/' (or '/.'): "the contents of", as rsync
+    user: str = ""  # who logs in to the module ("" for nobody)
 
     def address(self, default_port: int) -> str:
         """`host:port` (`[v6]:port` for IPv6): the target to connect to."""
@@ -43,7 +45,8 @@ class RemoteLocation:
         port = "" if self.port is None else f":{self.port}"
         path = f"/{self.path}" if self.path else ""
         slash = "/" if self.trailing_slash else ""
-        return f"{self._host_text()}{port}:/{self.module}{path}{slash}"
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self._host_text()}{port}:/{self.module}{path}{slash}"
 
     def _host_text(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
@@ -56,6 +59,12 @@ def parse_location(text: str) -> str | RemoteLocation:
     first_colon = text.find(":")
     if first_colon < 0 or text.startswith(("/", ".", "~")) or "/" in text[:first_colon]:
         return text
+    user = ""
+    at = text.find("@")
+    if 0 <= at < first_colon:
+        user, text = text[:at], text[at + 1:]
+        if not user or any(c.isspace() or c in ":/" for c in user):
+            raise UsageError(f"{user!r}: not a user name (write USER@HOST:/module/path)")
     host, after = _split_host(text)
     port = None
     match = _PORT_PREFIX.match(after)
@@ -88,7 +97,7 @@ def parse_location(text: str) -> str | RemoteLocation:
             f"{text!r}: {module!r} is not a module name (a letter or digit, then letters,"
             " digits, '.', '_' or '-'; at most 64 characters)"
         )
-    return RemoteLocation(host, port, module, "/".join(rest), raw[-1] in ("", "."))
+    return RemoteLocation(host, port, module, "/".join(rest), raw[-1] in ("", "."), user)
 
 
 def _split_host(text: str) -> tuple[str, str]:

@@ -110,6 +110,7 @@ class RemoteSettings:
     streams: int = 0  # data-plane streams, 0: automatic
     bwlimit: int = 0  # bytes per second, 0: none
     timeout: float = 60.0  # seconds of silence from the daemon that end the session
+    secret: bytes | None = field(default=None, repr=False)  # to log in to a module with users
 
     def __post_init__(self) -> None:
         if not 0 <= self.streams <= 16:

@@ -102,7 +102,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
         try:  # the whole request is refused before anything goes
             for path in request.paths:
                 virtual = os.fsdecode(path)
-                module, rel = resolve(self.config, virtual)
+                module, rel = _resolve(self.config, virtual)
                 if module.read_only:
                     raise RemoteError(f"module {module.name!r} is read-only")
                 if not rel:
@@ -150,7 +150,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
     @contextlib.contextmanager
     def _target(self, virtual: str) -> Iterator[tuple[int, str]]:
         """(descriptor of the directory holding the path, its name) for "/module/path"."""
-        module, rel = resolve(self.config, virtual)
+        module, rel = _resolve(self.config, virtual)
         parent_fd, name = open_parent(module, rel)
         try:
             yield parent_fd, name
@@ -168,6 +168,16 @@ class AdminService(pb_grpc.BlitAdminServicer):
         with self._target(head) as (parent_fd, name):
             found = admin.completions(parent_fd, name, prefix)
         return [f"{head}/{child}/" if is_dir else f"{head}/{child}" for child, is_dir in found]
+
+
+def _resolve(config: DaemonConfig, virtual: str) -> tuple[ModuleConfig, str]:
+    """The module and module-relative path of "/module/path"; a module with users is refused
+    (the admin verbs do not log in)."""
+    module, rel = resolve(config, virtual)
+    if module.auth_users:
+        raise RemoteError(f"module {module.name!r} needs a login, which blit-utils does not do "
+                          "yet")
+    return module, rel
 
 
 def _refuse_symlinks(virtual: str, module: ModuleConfig, rel: str) -> None:

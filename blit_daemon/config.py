@@ -4,15 +4,20 @@
 Every key is checked: unknown keys, wrong types (TOML booleans only where a bool is expected,
 and no bool where a number is), out-of-range values and missing directories are refused with
 one line naming the file, the key and the problem. Modules are counted from 1 in messages:
-`module[1]` is the first [[module]] table."""
+`module[1]` is the first [[module]] table.
+
+A module with `auth_users` needs `[daemon] secrets_file`: `user:secret` lines (blank lines and
+`#` comments aside), a regular file that neither group nor others may read or write, naming
+every such user. Its secrets are read once per load (a SIGHUP reads them again)."""
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from blit_core.errors import UsageError
 from blit_core.locations import is_module_name
@@ -33,6 +38,7 @@ class ModuleConfig:
     path: str
     read_only: bool = False
     comment: str = ""
+    auth_users: tuple[str, ...] = ()  # who may log in to it; none: no login
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,10 @@ class DaemonConfig:
     grace_period: float = 30.0  # seconds running sessions may take to finish at shutdown
     bwlimit: int | None = None  # bytes per second; None: no limit
     force_grpc_data: bool = False
+    secrets_file: str | None = None
     modules: tuple[ModuleConfig, ...] = ()
     source: str | None = None
+    secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # by user
 
     def module(self, name: str) -> ModuleConfig | None:
         """The module called `name`, or None."""
@@ -158,6 +166,26 @@ def _module_name(value: object) -> str:
     return name
 
 
+def _users(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"expected a non-empty array of user names, got {_show(value)}")
+    return tuple(_user(item) for item in value)
+
+
+def _user(value: object) -> str:
+    name = _nonempty_string(value)
+    if ":" in name or "@" in name or any(c.isspace() for c in name):
+        raise _Invalid(f"invalid user name {name!r}: no ':', '@' or spaces")
+    return name
+
+
+def _absolute_path(value: object) -> str:
+    path = _nonempty_string(value)
+    if not os.path.isabs(path):
+        raise _Invalid(f"expected an absolute path, got {path!r}")
+    return path
+
+
 def _directory(value: object) -> str:
     path = _string(value)
     if not os.path.isabs(path):
@@ -180,6 +208,7 @@ _DAEMON_KEYS: Mapping[str, _Check] = {
     "grace_period": _nonnegative_seconds,
     "bwlimit": _bwlimit,
     "force_grpc_data": _boolean,
+    "secrets_file": _absolute_path,
 }
 
 _MODULE_KEYS: Mapping[str, _Check] = {
@@ -187,6 +216,7 @@ _MODULE_KEYS: Mapping[str, _Check] = {
     "path": _directory,
     "read_only": _boolean,
     "comment": _string,
+    "auth_users": _users,
 }
 
 
@@ -224,7 +254,48 @@ def load_config(path: str) -> DaemonConfig:
         if any(other.name == module.name for other in modules):
             raise ConfigError(f"{path}: {where}.name: duplicate module name {module.name!r}")
         modules.append(module)
-    return DaemonConfig(**settings, modules=tuple(modules), source=path)  # type: ignore[arg-type]
+    secrets: dict[str, bytes] = {}
+    secrets_file = settings.get("secrets_file")
+    wanted = {user: n for n, m in enumerate(modules, start=1) for user in m.auth_users}
+    if wanted:
+        if not isinstance(secrets_file, str):
+            number = next(n for n, m in enumerate(modules, start=1) if m.auth_users)
+            raise ConfigError(f"{path}: module[{number}].auth_users: needs [daemon] "
+                              "secrets_file, the file that holds the users' secrets")
+        secrets = load_secrets(secrets_file)
+        for user, number in wanted.items():
+            if user not in secrets:
+                raise ConfigError(f"{path}: module[{number}].auth_users: user {user!r} has no "
+                                  f"secret in {secrets_file}")
+    return DaemonConfig(**settings, modules=tuple(modules), source=path,  # type: ignore[arg-type]
+                        secrets=secrets)
+
+
+def load_secrets(path: str) -> dict[str, bytes]:
+    """The `user:secret` lines of the secrets file; ConfigError if it is missing, not a
+    regular file, open to group or others, or malformed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the secrets file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as stream:
+        st = os.fstat(stream.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: the secrets file is not a regular file")
+        if st.st_mode & 0o077:
+            raise ConfigError(f"{path}: the secrets file may be read or written by group or "
+                              f"others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+        lines = stream.read().splitlines()
+    secrets: dict[str, bytes] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        user, colon, secret = text.partition(b":")
+        if not colon or not user or not secret:
+            raise ConfigError(f"{path}: line {number}: expected user:secret")
+        secrets[user.decode(errors="replace")] = secret
+    return secrets
 
 
 def _check_table(
@@ -259,14 +330,14 @@ def apply_overrides(
     `root` exports that directory as the module "default" when the file configures none.
     Raises ConfigError for a bad flag, and when no module is left to export."""
     changes: dict[str, object] = {}
-    for flag, value, check, field in (
+    for flag, value, check, name in (
         ("--bind", bind, _nonempty_string, "bind"),
         ("--port", port, _port, "port"),
         ("--mdns-name", mdns_name, _nonempty_string, "mdns_name"),
     ):
         if value is not None:
             try:
-                changes[field] = check(value)
+                changes[name] = check(value)
             except _Invalid as exc:
                 raise ConfigError(f"{flag}: {exc}") from None
     if no_mdns:

@@ -31,6 +31,7 @@ from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.wire.options import options_from_wire
 from blit_daemon.config import DaemonConfig, ModuleConfig
+from blit_daemon.login import LoginLimiter, log_in
 from blit_daemon.modules import find_module, module_relative, open_parent
 
 logger = logging.getLogger("blit_daemon")
@@ -43,6 +44,7 @@ class BlitService(pb_grpc.BlitServicer):
         self.config = config
         self.sessions = asyncio.Semaphore(config.max_sessions)
         self.active: set[asyncio.Task] = set()
+        self.logins = LoginLimiter()
 
     async def Transfer(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
         async def read() -> pb.Frame | None:
@@ -79,6 +81,7 @@ class BlitService(pb_grpc.BlitServicer):
             raise RemoteError(f"protocol version mismatch: client speaks {hello.protocol}, "
                               f"daemon {PROTOCOL_VERSION}; upgrade the older side")
         module = find_module(self.config, hello.module)
+        await log_in(chan, self.config, module, hello.user, _peer_host(peer), self.logins)
         daemon_is_source = hello.client_role == pb.DESTINATION
         if not daemon_is_source and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only")
@@ -123,6 +126,12 @@ class BlitService(pb_grpc.BlitServicer):
                 await run_destination(chan, plane, dest)
         finally:
             dataplane.close_all(socks)
+
+
+def _peer_host(peer: str) -> str:
+    """The address part of a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
+    address = peer.split(":", 1)[-1]
+    return address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
 
 
 async def _refuse(chan: Channel, error: Exception) -> None:

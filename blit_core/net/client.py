@@ -13,9 +13,16 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from blit_core import __version__
+from blit_core import __version__, auth
 from blit_core.endpoints import LOCAL_PROBE, Probe, anchor_backup_dir, resolve_local
-from blit_core.errors import BlitError, ConnectionLost, RemoteError, SelectionError, UsageError
+from blit_core.errors import (
+    BlitError,
+    ConnectionLost,
+    ProtocolError,
+    RemoteError,
+    SelectionError,
+    UsageError,
+)
 from blit_core.locations import RemoteLocation
 from blit_core.models import TransferReport
 from blit_core.net import dataplane
@@ -133,8 +140,8 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
         protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
         paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
         options=options_to_wire(options), force_grpc=settings.force_grpc,
-        streams=settings.streams, bwlimit=settings.bwlimit)))
-    welcome = (await chan.expect("welcome")).welcome
+        streams=settings.streams, bwlimit=settings.bwlimit, user=remote.user)))
+    welcome = (await _logged_in(chan, remote, settings.secret)).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
     states["/"] = (True, True)  # above the module: resolve_local only asks if it is a directory
@@ -200,6 +207,21 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     report.wire_bytes_received = chan.received + (0 if push else plane.wire_bytes)
     report.stream_bytes = plane.stream_bytes
     return report
+
+
+async def _logged_in(chan: Channel, remote: RemoteLocation, secret: bytes | None) -> pb.Frame:
+    """The Welcome, after answering the daemon's challenge if the module has users."""
+    frame = await chan.recv()
+    if frame.HasField("challenge"):
+        if secret is None:
+            raise RemoteError(f"module {remote.module!r} needs a login: give --password-file "
+                              f"FILE or set {auth.PASSWORD_ENV}")
+        await chan.send(pb.Frame(auth=pb.AuthAnswer(answer=auth.answer(
+            secret, frame.challenge.nonce, remote.module, remote.user))))
+        frame = await chan.recv()
+    if not frame.HasField("welcome"):
+        raise ProtocolError(f"expected welcome, got {frame.WhichOneof('body')}")
+    return frame
 
 
 def remote_transfer(

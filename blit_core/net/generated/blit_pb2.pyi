@@ -28,7 +28,7 @@ DIR: EntryType
 SYMLINK: EntryType
 
 class Frame(_message.Message):
-    __slots__ = ("hello", "welcome", "roots", "manifest", "needs", "grant", "data", "summary", "done", "failure", "progress", "signature", "delta_done")
+    __slots__ = ("hello", "welcome", "roots", "manifest", "needs", "grant", "data", "summary", "done", "failure", "progress", "signature", "delta_done", "challenge", "auth")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ROOTS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,8 @@ class Frame(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     DELTA_DONE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     welcome: Welcome
     roots: Roots
@@ -55,10 +57,12 @@ class Frame(_message.Message):
     progress: Progress
     signature: Signature
     delta_done: DeltaDone
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., roots: _Optional[_Union[Roots, _Mapping]] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., needs: _Optional[_Union[Needs, _Mapping]] = ..., grant: _Optional[_Union[DataGrant, _Mapping]] = ..., data: _Optional[bytes] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., delta_done: _Optional[_Union[DeltaDone, _Mapping]] = ...) -> None: ...
+    challenge: Challenge
+    auth: AuthAnswer
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., roots: _Optional[_Union[Roots, _Mapping]] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., needs: _Optional[_Union[Needs, _Mapping]] = ..., grant: _Optional[_Union[DataGrant, _Mapping]] = ..., data: _Optional[bytes] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., delta_done: _Optional[_Union[DeltaDone, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., auth: _Optional[_Union[AuthAnswer, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "client_version", "module", "paths", "client_role", "verb", "options", "force_grpc", "streams", "bwlimit")
+    __slots__ = ("protocol", "client_version", "module", "paths", "client_role", "verb", "options", "force_grpc", "streams", "bwlimit", "user")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +73,7 @@ class Hello(_message.Message):
     FORCE_GRPC_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     BWLIMIT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
     protocol: int
     client_version: str
     module: str
@@ -79,7 +84,20 @@ class Hello(_message.Message):
     force_grpc: bool
     streams: int
     bwlimit: int
-    def __init__(self, protocol: _Optional[int] = ..., client_version: _Optional[str] = ..., module: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., client_role: _Optional[_Union[Role, str]] = ..., verb: _Optional[str] = ..., options: _Optional[bytes] = ..., force_grpc: _Optional[bool] = ..., streams: _Optional[int] = ..., bwlimit: _Optional[int] = ...) -> None: ...
+    user: str
+    def __init__(self, protocol: _Optional[int] = ..., client_version: _Optional[str] = ..., module: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., client_role: _Optional[_Union[Role, str]] = ..., verb: _Optional[str] = ..., options: _Optional[bytes] = ..., force_grpc: _Optional[bool] = ..., streams: _Optional[int] = ..., bwlimit: _Optional[int] = ..., user: _Optional[str] = ...) -> None: ...
+
+class Challenge(_message.Message):
+    __slots__ = ("nonce",)
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: bytes
+    def __init__(self, nonce: _Optional[bytes] = ...) -> None: ...
+
+class AuthAnswer(_message.Message):
+    __slots__ = ("answer",)
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    answer: bytes
+    def __init__(self, answer: _Optional[bytes] = ...) -> None: ...
 
 class PathState(_message.Message):
     __slots__ = ("exists", "is_dir")

@@ -1,0 +1,64 @@
+"""The daemon's side of logging in to a module that has users (blit_core/auth.py): the
+challenge, the check of the answer in constant time, and a limit on failed attempts per peer
+address (MAX_FAILURES in FAILURE_WINDOW_S; then every attempt from there is refused, even
+with the right secret, until the oldest failure is that old)."""
+
+from __future__ import annotations
+
+import collections
+import secrets
+import time
+
+from blit_core import auth
+from blit_core.errors import RemoteError
+from blit_core.net.generated import blit_pb2 as pb
+from blit_core.net.session import Channel
+from blit_daemon.config import DaemonConfig, ModuleConfig
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
+_UNKNOWN_USER_SECRET = secrets.token_bytes(32)  # an answer for it is computed, and fails
+
+
+class LoginLimiter:
+    """Failed logins by peer address, forgotten after FAILURE_WINDOW_S."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def check(self, address: str) -> None:
+        """RemoteError if `address` failed too often lately."""
+        recent = self._failures.get(address, collections.deque())
+        while recent and time.monotonic() - recent[0] > FAILURE_WINDOW_S:
+            recent.popleft()
+        if not recent:
+            self._failures.pop(address, None)
+        elif len(recent) >= MAX_FAILURES:
+            wait = FAILURE_WINDOW_S - (time.monotonic() - recent[0])
+            raise RemoteError(f"too many failed logins from this address; retry in "
+                              f"{max(1, round(wait))} s")
+
+    def failed(self, address: str) -> None:
+        self._failures.setdefault(address, collections.deque()).append(time.monotonic())
+
+
+async def log_in(chan: Channel, config: DaemonConfig, module: ModuleConfig, user: str,
+                 address: str, limiter: LoginLimiter) -> None:
+    """Challenge the client for `module` if it has users; RemoteError unless it answers for
+    one of them with that user's secret."""
+    if not module.auth_users:
+        return
+    limiter.check(address)
+    if not user:
+        raise RemoteError(f"module {module.name!r} needs a user: write USER@HOST:/"
+                          f"{module.name}/..., with --password-file FILE or "
+                          f"${auth.PASSWORD_ENV}")
+    nonce = secrets.token_bytes(auth.NONCE_BYTES)
+    await chan.send(pb.Frame(challenge=pb.Challenge(nonce=nonce)))
+    given = (await chan.expect("auth")).auth.answer
+    known = user in module.auth_users and user in config.secrets
+    secret = config.secrets[user] if known else _UNKNOWN_USER_SECRET
+    if not auth.answers_match(given, auth.answer(secret, nonce, module.name, user)) or not known:
+        limiter.failed(address)
+        raise RemoteError(f"login to module {module.name!r} as {user!r} failed: wrong user "
+                          "or secret")
