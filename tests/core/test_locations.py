@@ -47,6 +47,9 @@ def test_local_paths_are_returned_unchanged(text):
         ("[fe80::1%eth0]:9031:/m/a/", RemoteLocation("fe80::1%eth0", 9031, "m", "a", True)),
         ("h:/My_Mod-1.x/f:g", RemoteLocation("h", None, "My_Mod-1.x", "f:g", False)),
         ("h:/m/spaced name", RemoteLocation("h", None, "m", "spaced name", False)),
+        ("alice@nas:/m/x", RemoteLocation("nas", None, "m", "x", False, "alice")),
+        ("bk.1@[::1]:7000:/m/", RemoteLocation("::1", 7000, "m", "", True, "bk.1")),
+        ("h:/m/a@b", RemoteLocation("h", None, "m", "a@b", False)),  # '@' in the path
     ],
 )
 def test_remote_locations_are_parsed(text, expected):
@@ -81,6 +84,8 @@ def test_remote_locations_are_parsed(text, expected):
         ("nas:/-m/x", "is not a module name"),
         ("nas:/" + "m" * 65, "is not a module name"),
         ("nas:/mod!/x", "is not a module name"),
+        ("@nas:/m", "not a user name"),
+        ("a b@nas:/m", "not a user name"),
     ],
 )
 def test_bad_remote_locations_are_usage_errors(text, problem):
@@ -104,6 +109,7 @@ def test_address_uses_the_default_port_and_brackets_ipv6():
         ("nas:7000:/m/a//b/", "nas:7000:/m/a/b/"),
         ("[::1]:/m/a", "[::1]:/m/a"),
         ("[::1]:7000:/m/./a", "[::1]:7000:/m/a"),
+        ("alice@nas:/m", "alice@nas:/m"),
     ],
 )
 def test_str_gives_the_location_back_in_the_users_syntax(text, shown):
