@@ -16,6 +16,7 @@ from blit_core.net.session import Channel
 from blit_daemon.config import DaemonConfig, ModuleConfig
 
 MAX_FAILURES = 5
+MAX_USER_CHARS = 256
 FAILURE_WINDOW_S = 60.0
 _UNKNOWN_USER_SECRET = secrets.token_bytes(32)  # an answer for it is computed, and fails
 
@@ -49,6 +50,8 @@ async def log_in(chan: Channel, config: DaemonConfig, module: ModuleConfig, user
     if not module.auth_users:
         return
     limiter.check(address)
+    if len(user) > MAX_USER_CHARS:
+        raise RemoteError(f"a user name longer than {MAX_USER_CHARS} characters")
     if not user:
         raise RemoteError(f"module {module.name!r} needs a user: write USER@HOST:/"
                           f"{module.name}/..., with --password-file FILE or "

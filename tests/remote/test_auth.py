@@ -109,6 +109,7 @@ def test_the_right_secret_logs_in_to_push_and_pull(guarded: Daemon, tmp_path: Pa
     ("mallory", SECRET, "login to module 'default' as 'mallory' failed"),
     ("alice", None, "needs a login: give --password-file FILE or set BLIT_PASSWORD"),
     ("", SECRET, "needs a user: write USER@HOST:/default/"),
+    ("a" * 300, SECRET, "a user name longer than 256 characters"),
 ])
 def test_a_wrong_login_is_refused_and_writes_nothing(guarded: Daemon, small_tree: Path,
                                                      user: str, password: bytes | None,
