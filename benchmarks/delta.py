@@ -38,7 +38,7 @@ from typing import Any
 from benchmarks.daemons import LOOPBACK, Daemon, running_daemons
 from benchmarks.report import default_json_path, fmt, machine_header, machine_info, verdict
 from benchmarks.report import write_json as write_json_file
-from benchmarks.runner import BenchError, median_or_none
+from benchmarks.runner import BenchError, median_or_none, rep_label
 from benchmarks.workloads import GiB, KiB, MiB, copy_tree, log, remove_tree
 
 BASIS_MTIME_NS = 1_600_000_000 * 10**9
@@ -222,8 +222,8 @@ class DeltaBenchmark:
                 if not same_tree(src, dst):
                     raise BenchError(f"{case.name}: {tool}'s destination differs from the source")
                 remove_tree(dst)
-                label = "warm-up" if rep < 0 else f"rep {rep + 1}/{self.reps}"
-                log(f"  [{case.name}] {tool:5} {label:9} {seconds:8.3f} s  wire {wire:,} B")
+                log(f"  [{case.name}] {tool:5} {rep_label(rep, self.reps):9} {seconds:8.3f} s  "
+                    f"wire {wire:,} B")
                 if rep >= 0:
                     case.seconds[tool].append(seconds)
                     case.wire[tool].append(wire)

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from blit_core.delta.files import (
-    BASIS_FLAGS,
     DeltaMismatch,
     Rebuilder,
     file_signature,
@@ -263,10 +262,7 @@ class Destination(LocalPipeline):
 
     def _open_basis(self, need: _Need) -> int:
         """The need's basis opened to read (lock held); OSError if it cannot be."""
-        dir_fd, name = self.local._place_of(need.where)
-        if need.partial:
-            return self.local.sink.open_partial(dir_fd, name)
-        return os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+        return self.local.sink.open_basis(*self.local._place_of(need.where), need.partial)
 
     def take_delta_candidates(self) -> list[int]:
         """The needs planned since the last call that have a basis worth signing."""
@@ -300,8 +296,7 @@ class Destination(LocalPipeline):
         with self.lock:
             if self.needs.get(need_id) is not need:  # dropped meanwhile
                 return None
-            need.basis = _Basis((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
-                                sig.block_size)
+            need.basis = _Basis(_identity(st), sig.block_size)
             self.local.result.stats.signature_bytes += sig.wire_bytes
         return sig
 
@@ -327,7 +322,7 @@ class Destination(LocalPipeline):
             except OSError:
                 os.close(fd)
                 return
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != basis.identity:
+            if _identity(st) != basis.identity:
                 os.close(fd)
                 return
             basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size,
@@ -585,6 +580,11 @@ class Destination(LocalPipeline):
                 return self._report(self.started)
             finally:
                 self.local.release_places()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a basis is still the file its signature was made from."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 SPARSE_BLOCK = 4096

@@ -138,10 +138,13 @@ class FsSink:
             return None
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
-    def open_partial(self, dir_fd: int, name: str) -> int:
-        """`name`'s partial file opened to read as a delta basis; OSError if there is none."""
-        with self._partial_place(dir_fd, name, create=False) as (place_fd, partial):
-            return os.open(partial, BASIS_FLAGS, dir_fd=place_fd)
+    def open_basis(self, dir_fd: int, name: str, partial: bool) -> int:
+        """What `name` is rebuilt from, opened to read: its partial file, or the file itself;
+        OSError if it cannot be."""
+        if not partial:
+            return os.open(name, BASIS_FLAGS, dir_fd=dir_fd)
+        with self._partial_place(dir_fd, name, create=False) as (place_fd, partial_name):
+            return os.open(partial_name, BASIS_FLAGS, dir_fd=place_fd)
 
     def drop_partial(self, dir_fd: int, name: str) -> None:
         """`name` is committed: its partial file goes, and an emptied --partial-dir too."""
@@ -304,8 +307,7 @@ class FsSink:
         not check out."""
         self.last_delta = None
         try:
-            basis = (self.open_partial(dir_fd, name) if partial
-                     else os.open(name, BASIS_FLAGS, dir_fd=dir_fd))
+            basis = self.open_basis(dir_fd, name, partial)
         except OSError:
             return self._fill(src_fd, out, entry, dest)
         try:
