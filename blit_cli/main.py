@@ -42,6 +42,7 @@ EXIT_CODES = """exit codes (rsync's numbering):
   24  some source files vanished during the transfer
   25  --max-delete stopped deletions
   30  the peer stalled longer than the timeout
+  35  the daemon did not answer within --contimeout
 """
 
 VERB_HELP = {
@@ -166,6 +167,15 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     remote.add_argument("--timeout", type=float, default=60.0, metavar="SECS",
                         help="give up when the daemon sends nothing for SECS seconds "
                         "(exit 30; default: 60)")
+    remote.add_argument("--contimeout", type=float, metavar="SECS",
+                        help="give up when the daemon does not answer within SECS seconds of "
+                        "connecting (exit 35; default: only --timeout applies)")
+    remote.add_argument("--retries", type=int, default=0, metavar="N",
+                        help="when the daemon cannot be reached, is busy or stops answering, "
+                        "or the connection breaks, run the transfer again, up to N times "
+                        "(default: 0)")
+    remote.add_argument("--retries-sleep", type=float, default=2.0, metavar="SECS",
+                        help="wait SECS seconds before each retry (default: 2)")
 
     out = sub.add_argument_group("output")
     out.add_argument("-n", "--dry-run", action="store_true",
@@ -257,6 +267,14 @@ def _filter_rules(args: argparse.Namespace) -> list[tuple[str, str]]:
     return rules
 
 
+def remote_settings(args: argparse.Namespace) -> api.RemoteSettings:
+    """How a remote transfer uses the network, from the parsed arguments."""
+    return api.RemoteSettings(
+        force_grpc=args.force_grpc, streams=args.streams, bwlimit=args.bwlimit,
+        timeout=args.timeout, secret=client_secret(args.password_file),
+        contimeout=args.contimeout, retries=args.retries, retries_sleep=args.retries_sleep)
+
+
 def run_transfer(args: argparse.Namespace) -> int:
     verb = Verb(args.verb)
     if len(args.paths) < 2:
@@ -274,9 +292,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     )
     with console:
         report = api.transfer(verb, sources, destination, options, console,
-                              remote=api.RemoteSettings(args.force_grpc, args.streams,
-                                                        args.bwlimit, args.timeout,
-                                                        client_secret(args.password_file)))
+                              remote=remote_settings(args))
     console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 

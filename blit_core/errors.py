@@ -5,9 +5,12 @@ from __future__ import annotations
 
 
 class BlitError(Exception):
-    """Base of every error blit_core raises on purpose."""
+    """Base of every error blit_core raises on purpose. `retryable`: the network or the
+    daemon's state failed, not the request, so the same transfer may succeed later
+    (--retries)."""
 
     exit_code = 1
+    retryable = False
 
 
 class UsageError(BlitError):
@@ -48,11 +51,31 @@ class RemoteError(BlitError):
     exit_code = 5
 
 
+class Unreachable(RemoteError):
+    """No daemon answers at the address: nothing listens, or it is stopping (exit 5)."""
+
+    retryable = True
+
+
+class DaemonBusy(RemoteError):
+    """The daemon, or the module, is serving as many sessions as it may (exit 5)."""
+
+    retryable = True
+
+
+class ConnectTimeout(BlitError):
+    """The daemon did not answer within --contimeout (exit 35, rsync's)."""
+
+    exit_code = 35
+    retryable = True
+
+
 class ConnectionLost(BlitError):
     """The connection to the peer broke during the transfer (exit 10, rsync's socket I/O
     error)."""
 
     exit_code = 10
+    retryable = True
 
 
 class ProtocolError(BlitError):
@@ -70,6 +93,7 @@ class PeerTimeout(BlitError):
     """The peer stopped reading or writing for longer than the timeout (exit 30)."""
 
     exit_code = 30
+    retryable = True
 
 
 EXIT_PARTIAL = 23

@@ -111,9 +111,18 @@ class RemoteSettings:
     bwlimit: int = 0  # bytes per second, 0: none
     timeout: float = 60.0  # seconds of silence from the daemon that end the session
     secret: bytes | None = field(default=None, repr=False)  # to log in to a module with users
+    contimeout: float | None = None  # seconds the daemon has to answer; None: only `timeout`
+    retries: int = 0  # attempts after the first, when a retryable error ends one
+    retries_sleep: float = 2.0  # seconds between attempts
 
     def __post_init__(self) -> None:
         if not 0 <= self.streams <= 16:
             raise UsageError("--streams must be between 1 and 16")
         if self.timeout < 2:
             raise UsageError("--timeout must be at least 2 seconds")
+        if self.contimeout is not None and not self.contimeout > 0:
+            raise UsageError("--contimeout must be more than 0 seconds")
+        if self.retries < 0:
+            raise UsageError("--retries must be zero or more")
+        if not self.retries_sleep >= 0:
+            raise UsageError("--retries-sleep must be zero or more seconds")

@@ -23,6 +23,7 @@ from blit_core.errors import BlitError, ProtocolError, RemoteError, UnsafePathEr
 from blit_core.net import admin as wire
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_daemon.access import peer_address
 from blit_daemon.config import DaemonConfig, ModuleConfig
 from blit_daemon.modules import open_parent, resolve
 
@@ -46,7 +47,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
                           context: grpc.aio.ServicerContext) -> pb.ModuleList:
         config = self.config
         modules = tuple(admin.ModuleInfo(m.name, m.comment, m.read_only)
-                        for m in config.modules)
+                        for m in config.visible_modules(peer_address(context.peer())))
         return wire.listing_to_wire(admin.ModuleListing(modules, config.motd, __version__))
 
     async def List(self, request: pb.ListRequest,
@@ -86,9 +87,10 @@ class AdminService(pb_grpc.BlitAdminServicer):
     async def DiskFree(self, request: pb.PathRequest,
                        context: grpc.aio.ServicerContext) -> pb.Space:
         virtual = os.fsdecode(request.path)
+        address = peer_address(context.peer())
 
         def work() -> admin.Space:
-            with self._target(virtual) as (parent_fd, name):
+            with self._target(virtual, address) as (parent_fd, name):
                 return admin.disk_free(parent_fd, name)
 
         try:
@@ -99,12 +101,15 @@ class AdminService(pb_grpc.BlitAdminServicer):
     async def Remove(self, request: pb.RemoveRequest,
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RemoveReply]:
         targets = []
+        address = peer_address(context.peer())
         try:  # the whole request is refused before anything goes
             for path in request.paths:
                 virtual = os.fsdecode(path)
-                module, rel = _resolve(self.config, virtual)
+                module, rel = _resolve(self.config, virtual, address)
                 if module.read_only:
                     raise RemoteError(f"module {module.name!r} is read-only")
+                if "delete" in module.refuse_options:
+                    raise RemoteError(f"module {module.name!r} refuses deleting files")
                 if not rel:
                     raise RemoteError(f"refusing to remove the root of module {module.name!r}")
                 _refuse_symlinks(virtual, module, rel)
@@ -126,7 +131,8 @@ class AdminService(pb_grpc.BlitAdminServicer):
                            context: grpc.aio.ServicerContext) -> pb.Completions:
         virtual = os.fsdecode(request.path)
         try:
-            found = await asyncio.to_thread(self._complete, virtual)
+            found = await asyncio.to_thread(self._complete, virtual,
+                                            peer_address(context.peer()))
         except (BlitError, OSError) as exc:
             await _refuse(context, exc, virtual)
         return pb.Completions(paths=[os.fsencode(path) for path in found])
@@ -138,9 +144,10 @@ class AdminService(pb_grpc.BlitAdminServicer):
         """Run `work` on the target `path` names, in a thread, sending what it yields in
         batches as `reply(entries=...)` messages."""
         virtual = os.fsdecode(path)
+        address = peer_address(context.peer())
 
         def produce(stop: threading.Event) -> Generator[T, None, None]:
-            with self._target(virtual) as (parent_fd, name):
+            with self._target(virtual, address) as (parent_fd, name):
                 yield from work(parent_fd, name, stop)
 
         async with contextlib.aclosing(_pumped(context, produce, to_wire, virtual)) as batches:
@@ -148,32 +155,35 @@ class AdminService(pb_grpc.BlitAdminServicer):
                 yield reply(entries=batch)
 
     @contextlib.contextmanager
-    def _target(self, virtual: str) -> Iterator[tuple[int, str]]:
-        """(descriptor of the directory holding the path, its name) for "/module/path"."""
-        module, rel = _resolve(self.config, virtual)
+    def _target(self, virtual: str, address: str) -> Iterator[tuple[int, str]]:
+        """(descriptor of the directory holding the path, its name) for "/module/path", as
+        a peer at `address` may reach it."""
+        module, rel = _resolve(self.config, virtual, address)
         parent_fd, name = open_parent(module, rel)
         try:
             yield parent_fd, name
         finally:
             os.close(parent_fd)
 
-    def _complete(self, partial: str) -> list[str]:
-        """Completions of "/mo" (module names, as "/module/") or "/module/dir/na"."""
+    def _complete(self, partial: str, address: str) -> list[str]:
+        """Completions of "/mo" (the names of the modules listed to `address`, as
+        "/module/") or "/module/dir/na"."""
         if not partial.startswith("/"):
             raise ProtocolError(f"path {partial!r} does not start with /module")
         head, _, prefix = partial.rpartition("/")
         if not head:
-            names = sorted(m.name for m in self.config.modules if m.name.startswith(prefix))
+            names = sorted(m.name for m in self.config.visible_modules(address)
+                           if m.name.startswith(prefix))
             return [f"/{name}/" for name in names[:admin.MAX_COMPLETIONS]]
-        with self._target(head) as (parent_fd, name):
+        with self._target(head, address) as (parent_fd, name):
             found = admin.completions(parent_fd, name, prefix)
         return [f"{head}/{child}/" if is_dir else f"{head}/{child}" for child, is_dir in found]
 
 
-def _resolve(config: DaemonConfig, virtual: str) -> tuple[ModuleConfig, str]:
-    """The module and module-relative path of "/module/path"; a module with users is refused
-    (the admin verbs do not log in)."""
-    module, rel = resolve(config, virtual)
+def _resolve(config: DaemonConfig, virtual: str, address: str) -> tuple[ModuleConfig, str]:
+    """The module and module-relative path of "/module/path" for a peer at `address`; a
+    module with users is refused (the admin verbs do not log in)."""
+    module, rel = resolve(config, virtual, address)
     if module.auth_users:
         raise RemoteError(f"module {module.name!r} needs a login, which blit-utils does not do "
                           "yet")

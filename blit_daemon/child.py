@@ -17,11 +17,12 @@ STOP_TIMEOUT_S = 10.0
 
 
 class ChildDaemon:
-    def __init__(self, *args: str, mdns: bool = False) -> None:
+    def __init__(self, *args: str, mdns: bool = False, port: int = 0) -> None:
         """`args`: what to export, e.g. ("--root", PATH) or ("--config", PATH); `mdns`:
-        announce it (on 127.0.0.1 only, where it listens)."""
+        announce it (on 127.0.0.1 only, where it listens); `port`: 0 for an ephemeral one."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blit_daemon", *args, "--bind", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "blit_daemon", *args, "--bind", "127.0.0.1", "--port",
+             str(port),
              *([] if mdns else ["--no-mdns"])],
             stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None

@@ -6,6 +6,11 @@ and no bool where a number is), out-of-range values and missing directories are 
 one line naming the file, the key and the problem. Modules are counted from 1 in messages:
 `module[1]` is the first [[module]] table.
 
+Host rules (`hosts_allow`, `hosts_deny`) may be given for the daemon and for each module, as
+arrays of addresses and CIDRs (blit_daemon/access.py says how they are read). A module may also
+limit its sessions (`max_connections`), stay out of listings (`list = false`) and refuse
+options by name (`refuse_options`).
+
 A module with `auth_users` needs `[daemon] secrets_file`: `user:secret` lines (blank lines and
 `#` comments aside), a regular file that neither group nor others may read or write, naming
 every such user. Its secrets are read once per load (a SIGHUP reads them again)."""
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from blit_core.errors import UsageError
 from blit_core.locations import is_module_name
 from blit_core.units import parse_size
+from blit_daemon.access import OPEN_TO_ALL, REFUSABLE, HostRules, Network, parse_network
 
 DEFAULT_CONFIG_PATH = "/etc/blit/config.toml"
 
@@ -39,6 +45,10 @@ class ModuleConfig:
     read_only: bool = False
     comment: str = ""
     auth_users: tuple[str, ...] = ()  # who may log in to it; none: no login
+    hosts: HostRules = OPEN_TO_ALL
+    max_connections: int | None = None  # transfer sessions at once; None: no limit
+    listed: bool = True  # shown by list-modules, scan and completion
+    refuse_options: tuple[str, ...] = ()  # names from access.REFUSABLE
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class DaemonConfig:
     bwlimit: int | None = None  # bytes per second; None: no limit
     force_grpc_data: bool = False
     secrets_file: str | None = None
+    hosts: HostRules = OPEN_TO_ALL
     modules: tuple[ModuleConfig, ...] = ()
     source: str | None = None
     secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # by user
@@ -63,6 +74,10 @@ class DaemonConfig:
     def module(self, name: str) -> ModuleConfig | None:
         """The module called `name`, or None."""
         return next((m for m in self.modules if m.name == name), None)
+
+    def visible_modules(self, address: str) -> tuple[ModuleConfig, ...]:
+        """The modules listed to a peer at `address`: not `list = false`, and open to it."""
+        return tuple(m for m in self.modules if m.listed and m.hosts.permits(address))
 
 
 class _Invalid(Exception):
@@ -112,7 +127,7 @@ def _port(value: object) -> int:
     return port
 
 
-def _max_sessions(value: object) -> int:
+def _at_least_one(value: object) -> int:
     count = _integer(value)
     if count < 1:
         raise _Invalid(f"expected at least 1, got {count}")
@@ -179,6 +194,28 @@ def _user(value: object) -> str:
     return name
 
 
+def _networks(value: object) -> tuple[Network, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected an array of addresses or CIDRs, got {_show(value)}")
+    networks = []
+    for item in value:
+        try:
+            networks.append(parse_network(_nonempty_string(item)))
+        except ValueError:
+            raise _Invalid(f"{item!r} is not an IP address or CIDR (such as 192.168.1.0/24);"
+                           " host names are not supported") from None
+    return tuple(networks)
+
+
+def _refusable(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected an array of option names, got {_show(value)}")
+    for item in value:
+        if _string(item) not in REFUSABLE:
+            raise _Invalid(f"unknown option {item!r} (refusable: {', '.join(REFUSABLE)})")
+    return tuple(value)
+
+
 def _absolute_path(value: object) -> str:
     path = _nonempty_string(value)
     if not os.path.isabs(path):
@@ -203,12 +240,14 @@ _DAEMON_KEYS: Mapping[str, _Check] = {
     "motd": _string,
     "mdns": _boolean,
     "mdns_name": _nonempty_string,
-    "max_sessions": _max_sessions,
+    "max_sessions": _at_least_one,
     "session_timeout": _positive_seconds,
     "grace_period": _nonnegative_seconds,
     "bwlimit": _bwlimit,
     "force_grpc_data": _boolean,
     "secrets_file": _absolute_path,
+    "hosts_allow": _networks,
+    "hosts_deny": _networks,
 }
 
 _MODULE_KEYS: Mapping[str, _Check] = {
@@ -217,6 +256,11 @@ _MODULE_KEYS: Mapping[str, _Check] = {
     "read_only": _boolean,
     "comment": _string,
     "auth_users": _users,
+    "hosts_allow": _networks,
+    "hosts_deny": _networks,
+    "max_connections": _at_least_one,
+    "list": _boolean,
+    "refuse_options": _refusable,
 }
 
 
@@ -238,13 +282,15 @@ def load_config(path: str) -> DaemonConfig:
     tables = document.get("module", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: module: expected [[module]] tables, got {_show(tables)}")
-    settings = _check_table(path, "daemon", daemon, _DAEMON_KEYS)
+    settings = _with_host_rules(_check_table(path, "daemon", daemon, _DAEMON_KEYS))
     modules: list[ModuleConfig] = []
     for number, table in enumerate(tables, start=1):
         where = f"module[{number}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {where}: expected a table, got {_show(table)}")
-        values = _check_table(path, where, table, _MODULE_KEYS)
+        values = _with_host_rules(_check_table(path, where, table, _MODULE_KEYS))
+        if "list" in values:
+            values["listed"] = values.pop("list")
         for required in ("name", "path"):
             if required not in values:
                 raise ConfigError(
@@ -312,6 +358,14 @@ def _check_table(
             values[key] = check(value)
         except _Invalid as exc:
             raise ConfigError(f"{path}: {where}.{key}: {exc}") from None
+    return values
+
+
+def _with_host_rules(values: dict[str, object]) -> dict[str, object]:
+    """`values` with its hosts_allow and hosts_deny made into one HostRules, `hosts`."""
+    allow, deny = values.pop("hosts_allow", ()), values.pop("hosts_deny", ())
+    if allow or deny:
+        values["hosts"] = HostRules(allow, deny)  # type: ignore[arg-type]
     return values
 
 

@@ -12,12 +12,16 @@ from blit_core.errors import ProtocolError, RemoteError
 from blit_daemon.config import DaemonConfig, ModuleConfig
 
 
-def find_module(config: DaemonConfig, name: str) -> ModuleConfig:
-    """The module called `name`; RemoteError naming the modules there are when none is."""
+def find_module(config: DaemonConfig, name: str, address: str) -> ModuleConfig:
+    """The module called `name`, for a peer at `address`; RemoteError naming the modules it
+    may see when there is none, and when the module's host rules keep `address` out."""
     module = config.module(name)
     if module is None:
-        names = ", ".join(m.name for m in config.modules)
+        names = ", ".join(m.name for m in config.visible_modules(address)) or "none you may see"
         raise RemoteError(f"unknown module {name!r} (this daemon has: {names})")
+    if not module.hosts.permits(address):
+        raise RemoteError(f"module {name!r} does not accept connections from {address} "
+                          "(its hosts_allow / hosts_deny)")
     return module
 
 
@@ -29,11 +33,12 @@ def module_relative(module: ModuleConfig, virtual: str) -> str:
     return pathsafe.validate_wire_path(virtual[len(prefix):].strip("/"))
 
 
-def resolve(config: DaemonConfig, virtual: str) -> tuple[ModuleConfig, str]:
-    """The module a "/module/path" names, and the module-relative rest ("" for its root)."""
+def resolve(config: DaemonConfig, virtual: str, address: str) -> tuple[ModuleConfig, str]:
+    """The module a "/module/path" names (find_module), and the module-relative rest ("" for
+    its root)."""
     if not virtual.startswith("/"):
         raise ProtocolError(f"path {virtual!r} does not start with /module")
-    module = find_module(config, virtual[1:].partition("/")[0])
+    module = find_module(config, virtual[1:].partition("/")[0], address)
     return module, module_relative(module, virtual)
 
 

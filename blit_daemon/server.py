@@ -19,6 +19,7 @@ import grpc
 
 from blit_core import discovery
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_daemon.access import HostGate
 from blit_daemon.admin import AdminService
 from blit_daemon.config import ConfigError, DaemonConfig
 from blit_daemon.service import BlitService
@@ -39,8 +40,9 @@ async def serve(config: DaemonConfig,
                 reload: Callable[[], DaemonConfig] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; `reload` reads the configuration again for SIGHUP (raising
     ConfigError), exactly as it was read at start."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     service = BlitService(config)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
+                             interceptors=[HostGate(lambda: service.config.hosts)])
     pb_grpc.add_BlitServicer_to_server(service, server)
     admin = AdminService(config)
     pb_grpc.add_BlitAdminServicer_to_server(admin, server)
@@ -54,9 +56,11 @@ async def serve(config: DaemonConfig,
         logger.error("cannot listen on %s:%s (in use, or not an address of this machine)",
                      config.bind, config.port)
         return EXIT_BIND
-    if config.bind not in LOOPBACK:
-        logger.warning("listening on %s: this daemon has no authentication yet; anyone who "
-                       "can reach it can read and write its modules", config.bind)
+    open_modules = _writable_by_anyone(config)
+    if open_modules:
+        logger.warning("listening on %s: anyone who can reach it can write to module(s) %s; "
+                       "give them auth_users, hosts_allow or read_only = true", config.bind,
+                       ", ".join(open_modules))
     await server.start()
     names = ", ".join(m.name for m in config.modules)
     logger.info("ready on %s:%d (modules: %s)", config.bind, port, names)
@@ -77,6 +81,15 @@ async def serve(config: DaemonConfig,
     await server.stop(config.grace_period)
     logger.info("stopped")
     return 0
+
+
+def _writable_by_anyone(config: DaemonConfig) -> list[str]:
+    """The modules that are writable, need no login and let in more than loopback, when the
+    daemon listens beyond loopback."""
+    if config.bind in LOOPBACK or config.hosts.loopback_only:
+        return []
+    return [m.name for m in config.modules
+            if not m.read_only and not m.auth_users and not m.hosts.loopback_only]
 
 
 def _reload(read: Callable[[], DaemonConfig], servicers: Sequence[Configured],
@@ -105,7 +118,12 @@ def _announced(config: DaemonConfig) -> tuple[object, ...] | None:
     """What the mDNS announcement says for `config` (None: there is none)."""
     if not config.mdns:
         return None
-    return config.mdns_name, tuple((m.name, m.read_only) for m in config.modules)
+    return config.mdns_name, _announced_modules(config)
+
+
+def _announced_modules(config: DaemonConfig) -> tuple[discovery.ModuleInfo, ...]:
+    """The modules the announcement names: all but those with `list = false`."""
+    return tuple(discovery.ModuleInfo(m.name, m.read_only) for m in config.modules if m.listed)
 
 
 class _Announcement:
@@ -129,7 +147,7 @@ class _Announcement:
             logger.info("mDNS: not advertising (mdns = false)")
             return
         wanted = config.mdns_name or discovery.default_instance_name()
-        modules = [discovery.ModuleInfo(m.name, m.read_only) for m in config.modules]
+        modules = _announced_modules(config)
         try:
             name = await self.advertiser.publish(wanted, modules)
         except discovery.DiscoveryError as exc:
@@ -137,7 +155,7 @@ class _Announcement:
             return
         taken = "" if name == wanted else f" ({wanted} is taken)"
         logger.info("mDNS: advertising %s%s on %s (modules: %s)", name, taken,
-                    self.advertiser.where, ", ".join(m.name for m in config.modules))
+                    self.advertiser.where, ", ".join(m.name for m in modules))
 
     async def stop(self) -> None:
         """Withdraw the announcement (goodbye packets), abandoning any change in progress."""

@@ -12,7 +12,7 @@ import stat
 import grpc
 
 from blit_core import __version__, pathsafe
-from blit_core.errors import BlitError, RemoteError, UnsafePathError
+from blit_core.errors import BlitError, DaemonBusy, RemoteError, UnsafePathError
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
@@ -30,6 +30,7 @@ from blit_core.progress import NullObserver
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.wire.options import options_from_wire
+from blit_daemon.access import ModuleSessions, check_refused, peer_address
 from blit_daemon.config import DaemonConfig, ModuleConfig
 from blit_daemon.login import LoginLimiter, log_in
 from blit_daemon.modules import find_module, module_relative, open_parent
@@ -45,6 +46,7 @@ class BlitService(pb_grpc.BlitServicer):
         self.sessions = asyncio.Semaphore(config.max_sessions)
         self.active: set[asyncio.Task] = set()
         self.logins = LoginLimiter()
+        self.module_sessions = ModuleSessions()
 
     async def Transfer(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
         async def read() -> pb.Frame | None:
@@ -55,8 +57,8 @@ class BlitService(pb_grpc.BlitServicer):
                        "the client")
         if self.sessions.locked():
             async with chan.running():
-                await _refuse(chan, RemoteError("the daemon is serving too many sessions; "
-                                                "retry later"))
+                await _refuse(chan, DaemonBusy("the daemon is busy serving too many sessions; "
+                                               "retry later"))
             return
         async with self.sessions:
             task = asyncio.current_task()
@@ -80,8 +82,15 @@ class BlitService(pb_grpc.BlitServicer):
         if hello.protocol != PROTOCOL_VERSION:
             raise RemoteError(f"protocol version mismatch: client speaks {hello.protocol}, "
                               f"daemon {PROTOCOL_VERSION}; upgrade the older side")
-        module = find_module(self.config, hello.module)
-        await log_in(chan, self.config, module, hello.user, _peer_host(peer), self.logins)
+        address = peer_address(peer)
+        module = find_module(self.config, hello.module, address)
+        await log_in(chan, self.config, module, hello.user, address, self.logins)
+        with self.module_sessions.admitted(module.name, module.max_connections):
+            await self._serve(chan, peer, hello, module)
+
+    async def _serve(self, chan: Channel, peer: str, hello: pb.Hello,
+                     module: ModuleConfig) -> None:
+        """The session, once `module` has admitted the client."""
         daemon_is_source = hello.client_role == pb.DESTINATION
         if not daemon_is_source and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only")
@@ -89,6 +98,7 @@ class BlitService(pb_grpc.BlitServicer):
         if daemon_is_source and verb is Verb.MOVE and module.read_only:
             raise RemoteError(f"module {module.name!r} is read-only; move would delete from it")
         options = options_from_wire(hello.options)
+        check_refused(module.name, module.refuse_options, options, verb, daemon_is_source)
         if daemon_is_source and options.copy_links and not pathsafe.can_follow_beneath():
             raise RemoteError("-L/--copy-links when pulling needs openat2 (Linux 5.6 or "
                               "later) on the daemon's machine")
@@ -126,12 +136,6 @@ class BlitService(pb_grpc.BlitServicer):
                 await run_destination(chan, plane, dest)
         finally:
             dataplane.close_all(socks)
-
-
-def _peer_host(peer: str) -> str:
-    """The address part of a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
-    address = peer.split(":", 1)[-1]
-    return address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
 
 
 async def _refuse(chan: Channel, error: Exception) -> None:

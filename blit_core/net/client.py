@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import stat
 import time
@@ -18,9 +19,12 @@ from blit_core.endpoints import LOCAL_PROBE, Probe, anchor_backup_dir, resolve_l
 from blit_core.errors import (
     BlitError,
     ConnectionLost,
+    ConnectTimeout,
+    PeerTimeout,
     ProtocolError,
     RemoteError,
     SelectionError,
+    Unreachable,
     UsageError,
 )
 from blit_core.locations import RemoteLocation
@@ -82,6 +86,7 @@ async def _transfer(
         paths = [virtual_path(s) for s in sources]  # type: ignore[arg-type]
     address = remote.address(DEFAULT_PORT)
     async with grpc.aio.insecure_channel(address) as channel:
+        await _connected(channel, address, settings)
         call = pb_grpc.BlitStub(channel).Transfer()
 
         async def read() -> pb.Frame | None:
@@ -102,6 +107,29 @@ async def _transfer(
             call.cancel()
 
 
+async def _connected(channel: grpc.aio.Channel, address: str, settings: RemoteSettings) -> None:
+    """Wait until the gRPC connection to the daemon is up: Unreachable when the connection
+    fails, ConnectTimeout after --contimeout (else PeerTimeout after --timeout) when it
+    hangs, as it does on a host that drops packets or a listener that never answers."""
+    limit = settings.contimeout or settings.timeout
+    ready = grpc.ChannelConnectivity.READY
+    try:
+        async with asyncio.timeout(limit):
+            state = channel.get_state(try_to_connect=True)
+            while state != ready:
+                if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                             grpc.ChannelConnectivity.SHUTDOWN):
+                    raise cannot_connect(address)
+                await channel.wait_for_state_change(state)
+                state = channel.get_state(try_to_connect=True)
+    except TimeoutError:
+        if settings.contimeout:
+            raise ConnectTimeout(f"the blit daemon at {address} did not answer within "
+                                 f"{limit:g} s (--contimeout)") from None
+        raise PeerTimeout(f"the blit daemon at {address} did not answer within {limit:g} s "
+                          "(--timeout)") from None
+
+
 @contextlib.asynccontextmanager
 async def _ticking(observer: TransferObserver) -> AsyncIterator[None]:
     """Nudge the observer each PROGRESS_TICK_S, so a progress display refreshes its rate and
@@ -119,6 +147,8 @@ async def _ticking(observer: TransferObserver) -> AsyncIterator[None]:
 
 
 def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitError:
+    if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+        return RemoteError(exc.details())
     if exc.code() != grpc.StatusCode.UNAVAILABLE:
         return ConnectionLost(f"the session with {address} failed: {exc.details()}")
     if chan.received:
@@ -127,21 +157,23 @@ def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitEr
     return cannot_connect(address)
 
 
-def cannot_connect(address: str) -> RemoteError:
+def cannot_connect(address: str) -> Unreachable:
     """The error for a daemon that cannot be reached at `address` (exit 5)."""
-    return RemoteError(f"cannot connect to a blit daemon at {address}; is it running? "
+    return Unreachable(f"cannot connect to a blit daemon at {address}; is it running? "
                        "(blit scan lists daemons on the LAN)")
 
 
 async def _session(chan, call, verb, sources, destination, remote, push, paths, options,
                    observer, settings) -> TransferReport:
     started = time.monotonic()
-    await chan.send(pb.Frame(hello=pb.Hello(
+    hello = pb.Frame(hello=pb.Hello(
         protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
         paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
         options=options_to_wire(options), force_grpc=settings.force_grpc,
-        streams=settings.streams, bwlimit=settings.bwlimit, user=remote.user)))
-    welcome = (await _logged_in(chan, remote, settings.secret)).welcome
+        streams=settings.streams, bwlimit=settings.bwlimit, user=remote.user))
+    await chan.send(hello)
+    first = await chan.recv()
+    welcome = (await _logged_in(chan, remote, first, settings.secret)).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
     states["/"] = (True, True)  # above the module: resolve_local only asks if it is a directory
@@ -209,9 +241,11 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     return report
 
 
-async def _logged_in(chan: Channel, remote: RemoteLocation, secret: bytes | None) -> pb.Frame:
-    """The Welcome, after answering the daemon's challenge if the module has users."""
-    frame = await chan.recv()
+async def _logged_in(chan: Channel, remote: RemoteLocation, first: pb.Frame,
+                     secret: bytes | None) -> pb.Frame:
+    """The Welcome: the daemon's `first` frame, or the one after answering its challenge if
+    the module has users."""
+    frame = first
     if frame.HasField("challenge"):
         if secret is None:
             raise RemoteError(f"module {remote.module!r} needs a login: give --password-file "
@@ -224,12 +258,31 @@ async def _logged_in(chan: Channel, remote: RemoteLocation, secret: bytes | None
     return frame
 
 
+async def _with_retries(
+    verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
+    options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
+) -> TransferReport:
+    for retry in itertools.count(1):
+        try:
+            return await _transfer(verb, sources, destination, options, observer, settings)
+        except BlitError as exc:
+            if not exc.retryable or retry > settings.retries:
+                raise
+            observer.on_warning(f"{exc}; retrying in {settings.retries_sleep:g} s "
+                                f"(retry {retry} of {settings.retries})")
+            await asyncio.sleep(settings.retries_sleep)
+    raise AssertionError("unreachable: the attempts above return or raise")
+
+
 def remote_transfer(
     verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
     options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
 ) -> TransferReport:
-    """Run a push or a pull against a blit daemon."""
-    coro = _transfer(verb, sources, destination, options, observer, settings)
+    """Run a push or a pull against a blit daemon: again, after `settings.retries_sleep`, up
+    to `settings.retries` times, while what ends an attempt is retryable (the daemon cannot be
+    reached, is busy or stopped answering, the connection broke). Each attempt picks up where
+    the last left off, as a re-run does: committed files are up to date and are skipped."""
+    coro = _with_retries(verb, sources, destination, options, observer, settings)
     try:
         import uvloop
     except ImportError:

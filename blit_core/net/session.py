@@ -157,7 +157,8 @@ class Channel:
             return
         self._failed = True
         if isinstance(error, BlitError):
-            failure = pb.Failure(message=str(error), exit_code=error.exit_code)
+            failure = pb.Failure(message=str(error), exit_code=error.exit_code,
+                                 retryable=error.retryable)
         else:
             failure = pb.Failure(message=f"internal error: {type(error).__name__}: {error}",
                                  exit_code=WorkerLost.exit_code)
@@ -187,6 +188,7 @@ class Channel:
                 if frame.HasField("failure"):
                     error = PeerFailure(frame.failure.message)
                     error.exit_code = frame.failure.exit_code or 1
+                    error.retryable = frame.failure.retryable
                     raise error
                 if not frame.HasField("progress"):
                     await self._inbox.put(frame)

@@ -13,9 +13,10 @@ from blit_daemon.child import ChildDaemon
 class Daemon(ChildDaemon):
     """A daemon exporting `root` as module `default` (or what `config` says)."""
 
-    def __init__(self, root: Path, *, config: Path | None = None) -> None:
+    def __init__(self, root: Path, *, config: Path | None = None, port: int = 0) -> None:
         self.root = root
-        super().__init__(*(["--config", str(config)] if config else ["--root", str(root)]))
+        super().__init__(*(["--config", str(config)] if config else ["--root", str(root)]),
+                         port=port)
 
     def endpoint(self, path: str) -> str:
         return f"127.0.0.1:{self.port}:/default/{path}"

@@ -220,12 +220,14 @@ class Done(_message.Message):
     def __init__(self, report: _Optional[bytes] = ...) -> None: ...
 
 class Failure(_message.Message):
-    __slots__ = ("message", "exit_code")
+    __slots__ = ("message", "exit_code", "retryable")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     message: str
     exit_code: int
-    def __init__(self, message: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    retryable: bool
+    def __init__(self, message: _Optional[str] = ..., exit_code: _Optional[int] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("bytes", "files")
