@@ -55,7 +55,7 @@ class BlitService(pb_grpc.BlitServicer):
                        "the client")
         if self.sessions.locked():
             async with chan.running():
-                await _refuse(chan, RemoteError("the daemon is serving too many sessions; "
+                await _refuse(chan, RemoteError("the daemon is busy serving too many sessions; "
                                                 "retry later"))
             return
         async with self.sessions:
