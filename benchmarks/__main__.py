@@ -1,4 +1,4 @@
-"""Command-line entry point: ``python -m benchmarks {local,remote,delta} [OPTIONS]``.
+"""Command-line entry point: ``python -m benchmarks {local,remote,delta,load} [OPTIONS]``.
 
 Creates a fresh workspace (under /dev/shm by default), runs the selected workloads (local:
 :class:`benchmarks.runner.LocalBenchmark`, remote: :class:`benchmarks.remote.RemoteBenchmark`),
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import delta
+from benchmarks import delta, load
 from benchmarks.remote import (
     DEFAULT_WORKLOADS,
     PYTHON_M_BLIT_CLI,
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kill a client still running after SECS (0: never; default 600)",
     )
     delta.add_parser(sub)
+    load.add_parser(sub)
     return parser
 
 
@@ -311,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (daemons, workspace) as on Ctrl-C
-    return delta.run(args) if args.command == "delta" else run(args)
+    own = {"delta": delta.run, "load": load.run}
+    return own.get(args.command, run)(args)
 
 
 if __name__ == "__main__":

@@ -122,13 +122,14 @@ def running_daemons(root: Path, blit_command: Sequence[str],
         yield
 
 
-def start_blit_daemon(command: Sequence[str], root: Path, confdir: Path) -> Daemon:
-    """``blit-daemon`` serving ``root`` as module ``default`` on a port it picks; an empty
-    ``--config`` keeps a system-wide config file out."""
+def start_blit_daemon(command: Sequence[str], root: Path, confdir: Path,
+                      config: str = "") -> Daemon:
+    """``blit-daemon`` serving ``root`` as module ``default`` on a port it picks, with
+    ``config`` as its config file (empty by default: that keeps a system-wide one out)."""
     log = confdir / "blit-daemon.log"
-    config = confdir / "blit-daemon.toml"
-    config.write_text("")
-    argv = [*command, "--config", config, "--root", root, "--port", "0", "--no-mdns"]
+    config_file = confdir / "blit-daemon.toml"
+    config_file.write_text(config)
+    argv = [*command, "--config", config_file, "--root", root, "--port", "0", "--no-mdns"]
     daemon = Daemon("blit daemon", [*argv, "--bind", LOOPBACK], log)
 
     def ready_port() -> int | None:

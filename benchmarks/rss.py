@@ -46,7 +46,7 @@ class RunResult:
     timed_out: bool  # killed (SIGKILL) after the timeout
 
 
-def _read_rss(pid: int) -> int:
+def read_rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (0 if it is gone or a zombie)."""
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:
@@ -138,7 +138,7 @@ class ProcessTreeSampler(threading.Thread):
         total = 0
         alive = 0
         for pid in list(self._tree):
-            rss = _read_rss(pid)
+            rss = read_rss(pid)
             if rss:
                 total += rss
                 alive += 1

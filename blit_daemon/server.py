@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -28,6 +29,10 @@ logger = logging.getLogger("blit_daemon")
 EXIT_BIND = 10
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 RESTART_FIELDS = ("bind", "port", "max_sessions")  # used once, at start: a reload keeps them
+# A session waits in up to this many threads of the loop's executor at once (the scan, its
+# batches, the work queue, the data-plane threads' end); the default executor's 6 threads (on
+# 2 cores) made sessions beyond the first few queue behind the others' waits.
+THREADS_PER_SESSION = 4
 
 
 class Configured(Protocol):
@@ -40,6 +45,8 @@ async def serve(config: DaemonConfig,
                 reload: Callable[[], DaemonConfig] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; `reload` reads the configuration again for SIGHUP (raising
     ConfigError), exactly as it was read at start."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
+        config.max_sessions * THREADS_PER_SESSION + 4, thread_name_prefix="blit-daemon"))
     service = BlitService(config)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
                              interceptors=[HostGate(lambda: service.config.hosts)])

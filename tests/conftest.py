@@ -44,6 +44,8 @@ if str(TESTS_DIR) not in sys.path:
 _BLIT_INSTALLED = importlib.util.find_spec("blit_core") is not None
 if not _BLIT_INSTALLED:
     sys.path.insert(0, str(REPO_ROOT))
+elif str(REPO_ROOT) not in sys.path:  # benchmarks/ is never installed (test_load reuses it)
+    sys.path.append(str(REPO_ROOT))
 
 from helpers.treecheck import diff_snapshots, snapshot  # noqa: E402
 
