@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from blit_cli import render, scan
+from blit_cli import render, scan, tlsflags
 from blit_cli.parsing import Parser
 from blit_core import __version__, api
 from blit_core.auth import PASSWORD_ENV, client_secret
@@ -166,6 +166,7 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
     remote.add_argument("--timeout", type=float, default=60.0, metavar="SECS",
                         help="give up when the daemon sends nothing for SECS seconds "
                         "(exit 30; default: 60)")
+    tlsflags.add_arguments(remote)
 
     out = sub.add_argument_group("output")
     out.add_argument("-n", "--dry-run", action="store_true",
@@ -276,7 +277,8 @@ def run_transfer(args: argparse.Namespace) -> int:
         report = api.transfer(verb, sources, destination, options, console,
                               remote=api.RemoteSettings(args.force_grpc, args.streams,
                                                         args.bwlimit, args.timeout,
-                                                        client_secret(args.password_file)))
+                                                        client_secret(args.password_file),
+                                                        tls=tlsflags.from_args(args)))
     console.finish(report, stats=args.stats, as_json=args.json, strategies=args.verbose >= 1)
     return report.exit_code
 

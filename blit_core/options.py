@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from blit_core.errors import UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules
+
+if TYPE_CHECKING:
+    from blit_core.net.tls import ClientTls
 
 DEFAULT_COMPRESS_LEVEL = 3  # zstd's
 MAX_COMPRESS_LEVEL = 19  # beyond, zstd's "ultra" levels need windows a receiver refuses
@@ -111,6 +115,7 @@ class RemoteSettings:
     bwlimit: int = 0  # bytes per second, 0: none
     timeout: float = 60.0  # seconds of silence from the daemon that end the session
     secret: bytes | None = field(default=None, repr=False)  # to log in to a module with users
+    tls: ClientTls | None = None  # TLS on both planes, checking the daemon (None: plain TCP)
 
     def __post_init__(self) -> None:
         if not 0 <= self.streams <= 16:

@@ -1,9 +1,10 @@
 """The daemon's lifecycle: start the gRPC server on the configured address (127.0.0.1 unless
 told otherwise), log one line when ready, then announce it with mDNS in the background (where
 it listens; a failure is one warning). SIGHUP reloads the configuration: modules, motd and
-limits change live; a new address, port or max_sessions needs a restart. SIGTERM/SIGINT stop
-it gracefully (withdraw the announcement, refuse new sessions, let running ones finish within
-the grace period, then cancel them)."""
+limits change live; a new address, port, max_sessions or TLS files need a restart. With
+`tls_cert` and `tls_key`, the gRPC port (admin included) and every data connection use TLS.
+SIGTERM/SIGINT stop it gracefully (withdraw the announcement, refuse new sessions, let
+running ones finish within the grace period, then cancel them)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from blit_daemon.service import BlitService
 logger = logging.getLogger("blit_daemon")
 EXIT_BIND = 10
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-RESTART_FIELDS = ("bind", "port", "max_sessions")  # used once, at start: a reload keeps them
+# used once, at start: a reload keeps them
+RESTART_FIELDS = ("bind", "port", "max_sessions", "tls_cert", "tls_key")
 
 
 class Configured(Protocol):
@@ -39,15 +41,17 @@ async def serve(config: DaemonConfig,
                 reload: Callable[[], DaemonConfig] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; `reload` reads the configuration again for SIGHUP (raising
     ConfigError), exactly as it was read at start."""
+    identity = config.tls  # loaded with the configuration; a reload keeps the first
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    service = BlitService(config)
+    service = BlitService(config, identity.context if identity else None)
     pb_grpc.add_BlitServicer_to_server(service, server)
     admin = AdminService(config)
     pb_grpc.add_BlitAdminServicer_to_server(admin, server)
     servicers: list[Configured] = [service, admin]  # every servicer holding the configuration
     host = f"[{config.bind}]" if ":" in config.bind else config.bind
     try:
-        port = server.add_insecure_port(f"{host}:{config.port}")
+        port = (server.add_secure_port(f"{host}:{config.port}", identity.credentials)
+                if identity else server.add_insecure_port(f"{host}:{config.port}"))
     except RuntimeError:
         port = 0
     if not port:
@@ -59,7 +63,8 @@ async def serve(config: DaemonConfig,
                        "can reach it can read and write its modules", config.bind)
     await server.start()
     names = ", ".join(m.name for m in config.modules)
-    logger.info("ready on %s:%d (modules: %s)", config.bind, port, names)
+    logger.info("ready on %s:%d%s (modules: %s)", config.bind, port,
+                " with TLS" if identity else "", names)
     announcement = _Announcement(config.bind, port)
     if config.mdns:
         announcement.follow(config)
