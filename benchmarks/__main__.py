@@ -182,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECS",
         help="kill a client still running after SECS (0: never; default 600)",
     )
+    remote.add_argument(
+        "--tls",
+        action="store_true",
+        help="also push and pull the large workload through a TLS blit-daemon (a throwaway "
+        "certificate; needs the cryptography package, in the test extra), alternating with "
+        "the plain runs",
+    )
     delta.add_parser(sub)
     load.add_parser(sub)
     return parser
@@ -258,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
         timeout=(args.timeout or None) if remote else None,
     )
     bench: BenchmarkBase = (
-        RemoteBenchmark(cfg, shlex.split(args.blit_daemon)) if remote else LocalBenchmark(cfg)
+        RemoteBenchmark(cfg, shlex.split(args.blit_daemon), tls=args.tls) if remote
+        else LocalBenchmark(cfg)
     )
     json_path: Path = args.json or default_json_path(args.command)
     info = machine_info(workspace)

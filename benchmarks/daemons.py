@@ -1,5 +1,6 @@
 """The remote benchmark's two daemons, both listening on 127.0.0.1 only and exporting one
-directory: ``rsync --daemon`` (module ``bench``) and ``blit-daemon`` (module ``default``).
+directory: ``rsync --daemon`` (module ``bench``) and ``blit-daemon`` (module ``default``),
+and with ``--tls`` a second ``blit-daemon`` serving TLS with a throwaway certificate.
 
 Each runs in its own session with its output appended to a log file, and is stopped with its
 whole process group (SIGTERM, then SIGKILL after 5 s).
@@ -107,10 +108,12 @@ def _rsyncd_greets(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_daemons(root: Path, blit_command: Sequence[str],
-                    into: dict[str, Daemon]) -> Iterator[None]:
+def running_daemons(root: Path, blit_command: Sequence[str], into: dict[str, Daemon],
+                    *, tls: bool = False) -> Iterator[Path | None]:
     """``rsync --daemon`` and ``blit-daemon`` serving ``root`` (their configs and logs in
-    ``root/conf``) as ``into["rsync"]`` and ``into["blit"]``, both stopped on the way out."""
+    ``root/conf``) as ``into["rsync"]`` and ``into["blit"]``, and with ``tls`` a TLS
+    ``blit-daemon`` as ``into["blit-tls"]``, all stopped on the way out. Gives the CA file
+    that the TLS daemon's certificate verifies against (None without ``tls``)."""
     conf = root / "conf"
     conf.mkdir()
     with contextlib.ExitStack() as stack:
@@ -119,18 +122,30 @@ def running_daemons(root: Path, blit_command: Sequence[str],
         stack.callback(into["rsync"].stop)
         into["blit"] = start_blit_daemon(blit_command, root, conf)
         stack.callback(into["blit"].stop)
-        yield
+        if not tls:
+            yield None
+            return
+        from tests.helpers.certs import make_certificates  # needs cryptography (test extra)
+
+        certs = make_certificates(conf / "tls", "blit benchmark")
+        into["blit-tls"] = start_blit_daemon(
+            blit_command, root, conf, name="blit daemon (TLS)",
+            config=f'[daemon]\ntls_cert = "{certs.cert}"\ntls_key = "{certs.key}"\n')
+        stack.callback(into["blit-tls"].stop)
+        yield certs.ca
 
 
 def start_blit_daemon(command: Sequence[str], root: Path, confdir: Path,
-                      config: str = "") -> Daemon:
+                      config: str = "", name: str = "blit daemon") -> Daemon:
     """``blit-daemon`` serving ``root`` as module ``default`` on a port it picks, with
-    ``config`` as its config file (empty by default: that keeps a system-wide one out)."""
-    log = confdir / "blit-daemon.log"
-    config_file = confdir / "blit-daemon.toml"
+    ``config`` as its config file (empty by default: that keeps a system-wide one out);
+    ``name`` names it in messages and names its log and config files."""
+    stem = re.sub(r"\W+", "-", name).strip("-")
+    log = confdir / f"{stem}.log"
+    config_file = confdir / f"{stem}.toml"
     config_file.write_text(config)
     argv = [*command, "--config", config_file, "--root", root, "--port", "0", "--no-mdns"]
-    daemon = Daemon("blit daemon", [*argv, "--bind", LOOPBACK], log)
+    daemon = Daemon(name, [*argv, "--bind", LOOPBACK], log)
 
     def ready_port() -> int | None:
         ready = re.search(r"ready on 127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))

@@ -8,8 +8,10 @@ benchmark, and the serving daemon's process tree is sampled for RSS during every
 that fails is dropped from the rest of its row, and the error is shown under the table.
 
 Also measured in the same run: the raw TCP loopback ceiling (:mod:`benchmarks.tcp`), ``blit
-mirror --force-grpc`` on the large push, and the opt-in ``rss1m``: one push of 1,000,000
-one-byte files, timed to the first complete file in the destination.
+mirror --force-grpc`` on the large push, with ``--tls`` the large push and pull through a
+TLS daemon (alternating with the plain runs; the row gives TLS time / plain time), and the
+opt-in ``rss1m``: one push of 1,000,000 one-byte files, timed to the first complete file in
+the destination.
 """
 
 from __future__ import annotations
@@ -53,12 +55,14 @@ TCP_REPS = 3
 REMOTE_SPEED_TARGETS = {**SPEED_TARGETS, "large": 3.0}  # rsync/blit
 TCP_FRACTION_TARGET = 0.5  # large rows: blit's throughput / the raw TCP ceiling
 GRPC_TARGET_MBPS = 500.0
+TLS_COST_TARGET = 2.0  # tls rows: time with TLS / time without
 FIRST_FILE_TARGET_S = 1.0
 RSS_TARGET_MB = 400.0  # rss1m: the client's process tree, and the daemon's
 REMOTE_TREES_NEEDED = {**TREES_NEEDED, "rss1m": ("tiny1m",)}
 REMOTE_DESCRIPTIONS = {
     **DESCRIPTIONS,
     "grpc": "`large`, pushed with blit mirror --force-grpc",
+    "tls": "`large` through a TLS daemon, blit mirror --tls-ca",
     "rss1m": "blit mirror of 1,000,000 x 1-byte files in 1,000 dirs into an empty directory",
 }
 Check = tuple[str, float | None, float, bool]  # target text, value, limit, higher is better
@@ -66,34 +70,46 @@ Check = tuple[str, float | None, float, bool]  # target text, value, limit, high
 
 @dataclass
 class RemoteResult(WorkloadResult):
-    """A row: a workload in one direction, ``large-push-grpc`` or ``rss1m-push``."""
+    """A row: a workload in one direction, ``large-push-grpc``, ``large-pull-tls`` or
+    ``rss1m-push``; its first tool is the blit being measured."""
 
-    kind: str = ""  # the workload, or "grpc"
+    kind: str = ""  # the workload, "grpc" or "tls"
     tcp_bytes_per_s: float | None = None  # the raw TCP ceiling
     first_file_s: float | None = None  # rss1m: from launching the client
+    plain: RemoteResult | None = None  # a tls row: the same runs without TLS
 
     def mb_per_s(self) -> float | None:
         """blit's throughput on a fresh copy."""
-        median = self.median("blit")
-        if self.kind in ("large", "small", "mixed", "grpc") and median:
+        median = self.median(self.tools[0])
+        if self.kind in ("large", "small", "mixed", "grpc", "tls") and median:
             return mb(self.tree["bytes"]) / median
         return None
 
     def tcp_fraction(self) -> float | None:
         rate = self.mb_per_s()
-        if self.kind in ("large", "grpc") and rate and self.tcp_bytes_per_s:
+        if self.kind in ("large", "grpc", "tls") and rate and self.tcp_bytes_per_s:
             return rate * MiB / self.tcp_bytes_per_s
         return None
 
+    def tls_cost(self) -> float | None:
+        """A tls row: the median over the reps of the time with TLS / the time without (the
+        run just before it, so that both saw the same load)."""
+        if self.plain is None:
+            return None
+        pairs = zip(self.seconds(self.tools[0]), self.plain.seconds("blit"), strict=False)
+        return median_or_none([tls / plain for tls, plain in pairs if plain])
+
     def daemon_peak_rss_mb(self) -> float | None:
-        peaks = [
-            r["daemon_peak_rss_bytes"] for r in self.runs if r["tool"] == "blit" and not r["warmup"]
-        ]
+        peaks = [r["daemon_peak_rss_bytes"] for r in self.runs
+                 if r["tool"] == self.tools[0] and not r["warmup"]]
         return mb(max(peaks)) if peaks else None
 
     def checks(self) -> list[Check]:
         if self.kind == "grpc":
             return [(f"blit >= {GRPC_TARGET_MBPS:g} MB/s", self.mb_per_s(), GRPC_TARGET_MBPS, True)]
+        if self.kind == "tls":
+            return [(f"TLS/plain time <= {TLS_COST_TARGET:g}", self.tls_cost(), TLS_COST_TARGET,
+                     False)]
         if self.kind == "rss1m":
             first, rss = FIRST_FILE_TARGET_S, RSS_TARGET_MB
             return [
@@ -127,20 +143,22 @@ class RemoteResult(WorkloadResult):
             "tcp_fraction": self.tcp_fraction(),
             "blit_daemon_peak_rss_mb": self.daemon_peak_rss_mb(),
             "first_file_s": self.first_file_s,
+            "tls_over_plain": self.tls_cost(),
         }
 
 
 REMOTE_COLUMNS: tuple[Column, ...] = (
     ("workload", lambda r: r.name),
-    ("blit median s", lambda r: fmt(r.median("blit"), 3)),
+    ("blit median s", lambda r: fmt(r.median(r.tools[0]), 3)),
     ("rsync median s", lambda r: fmt(r.median("rsync"), 3)),
     ("rsync/blit ratio", lambda r: fmt(r.ratios()["rsync/blit"], 2)),
     ("blit MB/s", lambda r: fmt(r.mb_per_s(), 0)),
     ("blit % of TCP", lambda r: fmt(r.tcp_fraction() and 100 * r.tcp_fraction(), 0)),
     ("first file s", lambda r: fmt(r.first_file_s, 3)),
+    ("TLS/plain time", lambda r: fmt(r.tls_cost(), 2)),
     ("target", lambda r: r.target()),
     ("met?", lambda r: "FAILED" if r.errors else verdict(r.met())),
-    ("blit client peak RSS MB", lambda r: fmt(r.peak_rss_mb("blit"), 1)),
+    ("blit client peak RSS MB", lambda r: fmt(r.peak_rss_mb(r.tools[0]), 1)),
     ("blit daemon peak RSS MB", lambda r: fmt(r.daemon_peak_rss_mb(), 1)),
 )
 
@@ -169,10 +187,14 @@ class RemoteBenchmark(BenchmarkBase):
 
     trees_needed = REMOTE_TREES_NEEDED
 
-    def __init__(self, config: Config, daemon_command: Sequence[str]) -> None:
+    def __init__(self, config: Config, daemon_command: Sequence[str], *,
+                 tls: bool = False) -> None:
+        """`tls`: also run the large rows through a TLS daemon."""
         super().__init__(config)
         self.daemon_command = daemon_command
         self.grpc = replace(config.blit, extra=("--force-grpc", *config.blit.extra))
+        self.tls = tls
+        self.tls_tool: Tool | None = None  # with tls: blit --tls-ca, once the CA exists
         self.daemons: dict[str, Daemon] = {}  # by the name of the tool they serve
         self.tcp_bytes = max(CHUNK, round(TCP_BYTES * config.scale))
         self.tcp_seconds: list[float] = []  # timed runs
@@ -182,7 +204,10 @@ class RemoteBenchmark(BenchmarkBase):
         return [self.cfg.blit, RSYNC]
 
     def run(self) -> list[WorkloadResult]:
-        with running_daemons(self.ws, self.daemon_command, self.daemons):
+        with running_daemons(self.ws, self.daemon_command, self.daemons, tls=self.tls) as ca:
+            if ca is not None:
+                extra = ("--tls-ca", str(ca), *self.cfg.blit.extra)
+                self.tls_tool = replace(self.cfg.blit, name="blit-tls", extra=extra)
             self._measure_tcp()
             return super().run()
 
@@ -259,6 +284,10 @@ class RemoteBenchmark(BenchmarkBase):
         if name == "large-push":
             grpc_row = self._new_row(f"{name}-grpc", "grpc", tree, ["blit"], row.reps)
             runs.insert(1, (self.grpc, grpc_row))
+        if workload == "large" and self.tls_tool is not None:  # right after the plain blit
+            tls_row = self._new_row(f"{name}-tls", "tls", tree, [self.tls_tool.name], row.reps)
+            tls_row.plain = row
+            runs.insert(1, (self.tls_tool, tls_row))
         dsts = self.ws / "dst"
         dsts.mkdir()
         if workload == "noop":
@@ -311,7 +340,7 @@ class RemoteBenchmark(BenchmarkBase):
         rsync_dst = f"rsync://{LOOPBACK}:{rsyncd.port if rsyncd else 'PORT'}/bench/DST"
         daemon = shlex.join(blitd.argv if blitd else self.daemon_command)
         tcp = self.tcp_bytes_per_s()
-        return [
+        notes = [
             f"blit: `{self.cfg.blit.describe(dst=blit_dst)}` ({versions['blit']}) against "
             f"`{daemon.replace(str(self.ws), 'WS')}`",
             f"rsync: `{RSYNC.describe(dst=rsync_dst)}` against `rsync --daemon` "
@@ -320,6 +349,14 @@ class RemoteBenchmark(BenchmarkBase):
             f"{len(self.tcp_seconds)} x {self.tcp_bytes / GiB:.2f} GiB, one connection)",
             "MB = 2^20 bytes; ratio = rsync median / blit median; RSS summed over a process tree",
         ]
+        tlsd = self.daemons.get("blit-tls")
+        if tlsd and self.tls_tool:
+            command = self.tls_tool.describe(dst=f"{LOOPBACK}:{tlsd.port}:/default/DST")
+            note = (f"TLS rows: `{command}` against `{shlex.join(tlsd.argv)}` (a throwaway "
+                    "certificate); TLS/plain time: the median over the reps of the TLS run's "
+                    "time / the plain run's just before it")
+            notes.append(note.replace(str(self.ws), "WS"))
+        return notes
 
     def json_extra(self) -> dict[str, Any]:
         conf = self.ws / "conf" / "rsyncd.conf"

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from blit_cli import render, scan
+from blit_cli import render, scan, tlsflags
 from blit_cli.parsing import Parser
 from blit_core import __version__, api
 from blit_core.auth import PASSWORD_ENV, client_secret
@@ -176,6 +176,7 @@ def _add_transfer_arguments(sub: argparse.ArgumentParser) -> None:
                         "(default: 0)")
     remote.add_argument("--retries-sleep", type=float, default=2.0, metavar="SECS",
                         help="wait SECS seconds before each retry (default: 2)")
+    tlsflags.add_arguments(remote)
 
     out = sub.add_argument_group("output")
     out.add_argument("-n", "--dry-run", action="store_true",
@@ -272,7 +273,8 @@ def remote_settings(args: argparse.Namespace) -> api.RemoteSettings:
     return api.RemoteSettings(
         force_grpc=args.force_grpc, streams=args.streams, bwlimit=args.bwlimit,
         timeout=args.timeout, secret=client_secret(args.password_file),
-        contimeout=args.contimeout, retries=args.retries, retries_sleep=args.retries_sleep)
+        contimeout=args.contimeout, retries=args.retries, retries_sleep=args.retries_sleep,
+        tls=tlsflags.from_args(args))
 
 
 def run_transfer(args: argparse.Namespace) -> int:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from blit_core.errors import UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules
+
+if TYPE_CHECKING:
+    from blit_core.net.tls import ClientTls
 
 DEFAULT_COMPRESS_LEVEL = 3  # zstd's
 MAX_COMPRESS_LEVEL = 19  # beyond, zstd's "ultra" levels need windows a receiver refuses
@@ -114,6 +118,7 @@ class RemoteSettings:
     contimeout: float | None = None  # seconds the daemon has to answer; None: only `timeout`
     retries: int = 0  # attempts after the first, when a retryable error ends one
     retries_sleep: float = 2.0  # seconds between attempts
+    tls: ClientTls | None = None  # TLS on both planes, checking the daemon (None: plain TCP)
 
     def __post_init__(self) -> None:
         if not 0 <= self.streams <= 16:

@@ -13,7 +13,11 @@ options by name (`refuse_options`).
 
 A module with `auth_users` needs `[daemon] secrets_file`: `user:secret` lines (blank lines and
 `#` comments aside), a regular file that neither group nor others may read or write, naming
-every such user. Its secrets are read once per load (a SIGHUP reads them again)."""
+every such user. Its secrets are read once per load (a SIGHUP reads them again).
+
+`tls_cert` and `tls_key` (PEM files, given together) make the daemon speak TLS on the gRPC
+port and on every data connection; they are checked at each load (blit_core.net.tls): both
+readable, the key unencrypted, not open to others, and the certificate's."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 from blit_core.errors import UsageError
 from blit_core.locations import is_module_name
+from blit_core.net.tls import ServerTls, TlsFileError, load_server_tls
 from blit_core.units import parse_size
 from blit_daemon.access import OPEN_TO_ALL, REFUSABLE, HostRules, Network, parse_network
 
@@ -67,9 +72,12 @@ class DaemonConfig:
     force_grpc_data: bool = False
     secrets_file: str | None = None
     hosts: HostRules = OPEN_TO_ALL
+    tls_cert: str | None = None  # with tls_key: TLS on both planes
+    tls_key: str | None = None
     modules: tuple[ModuleConfig, ...] = ()
     source: str | None = None
     secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # by user
+    tls: ServerTls | None = field(default=None, repr=False, compare=False)  # from tls_cert/key
 
     def module(self, name: str) -> ModuleConfig | None:
         """The module called `name`, or None."""
@@ -248,6 +256,8 @@ _DAEMON_KEYS: Mapping[str, _Check] = {
     "secrets_file": _absolute_path,
     "hosts_allow": _networks,
     "hosts_deny": _networks,
+    "tls_cert": _absolute_path,
+    "tls_key": _absolute_path,
 }
 
 _MODULE_KEYS: Mapping[str, _Check] = {
@@ -283,6 +293,7 @@ def load_config(path: str) -> DaemonConfig:
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: module: expected [[module]] tables, got {_show(tables)}")
     settings = _with_host_rules(_check_table(path, "daemon", daemon, _DAEMON_KEYS))
+    tls = _server_tls(path, settings)
     modules: list[ModuleConfig] = []
     for number, table in enumerate(tables, start=1):
         where = f"module[{number}]"
@@ -314,7 +325,22 @@ def load_config(path: str) -> DaemonConfig:
                 raise ConfigError(f"{path}: module[{number}].auth_users: user {user!r} has no "
                                   f"secret in {secrets_file}")
     return DaemonConfig(**settings, modules=tuple(modules), source=path,  # type: ignore[arg-type]
-                        secrets=secrets)
+                        secrets=secrets, tls=tls)
+
+
+def _server_tls(path: str, settings: Mapping[str, object]) -> ServerTls | None:
+    """The daemon's TLS identity: tls_cert and tls_key go together, and must load as a
+    matching pair."""
+    cert, key = settings.get("tls_cert"), settings.get("tls_key")
+    if cert is None and key is None:
+        return None
+    if not isinstance(cert, str) or not isinstance(key, str):
+        given, missing = ("tls_cert", "tls_key") if key is None else ("tls_key", "tls_cert")
+        raise ConfigError(f"{path}: daemon.{given}: needs daemon.{missing} too")
+    try:
+        return load_server_tls(cert, key)
+    except TlsFileError as exc:
+        raise ConfigError(f"{path}: daemon.{exc.key}: {exc}") from None
 
 
 def load_secrets(path: str) -> dict[str, bytes]:

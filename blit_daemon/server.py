@@ -1,9 +1,10 @@
 """The daemon's lifecycle: start the gRPC server on the configured address (127.0.0.1 unless
 told otherwise), log one line when ready, then announce it with mDNS in the background (where
 it listens; a failure is one warning). SIGHUP reloads the configuration: modules, motd and
-limits change live; a new address, port or max_sessions needs a restart. SIGTERM/SIGINT stop
-it gracefully (withdraw the announcement, refuse new sessions, let running ones finish within
-the grace period, then cancel them)."""
+limits change live; a new address, port, max_sessions or TLS files need a restart. With
+`tls_cert` and `tls_key`, the gRPC port (admin included) and every data connection use TLS.
+SIGTERM/SIGINT stop it gracefully (withdraw the announcement, refuse new sessions, let
+running ones finish within the grace period, then cancel them)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from blit_daemon.service import BlitService
 logger = logging.getLogger("blit_daemon")
 EXIT_BIND = 10
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-RESTART_FIELDS = ("bind", "port", "max_sessions")  # used once, at start: a reload keeps them
+# used once, at start: a reload keeps them
+RESTART_FIELDS = ("bind", "port", "max_sessions", "tls_cert", "tls_key")
 # A session waits in up to this many threads of the loop's executor at once (the scan, its
 # batches, the work queue, the data-plane threads' end); the default executor's 6 threads (on
 # 2 cores) made sessions beyond the first few queue behind the others' waits.
@@ -47,7 +49,8 @@ async def serve(config: DaemonConfig,
     ConfigError), exactly as it was read at start."""
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
         config.max_sessions * THREADS_PER_SESSION + 4, thread_name_prefix="blit-daemon"))
-    service = BlitService(config)
+    identity = config.tls  # loaded with the configuration; a reload keeps the first
+    service = BlitService(config, identity.context if identity else None)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
                              interceptors=[HostGate(lambda: service.config.hosts)])
     pb_grpc.add_BlitServicer_to_server(service, server)
@@ -56,7 +59,8 @@ async def serve(config: DaemonConfig,
     servicers: list[Configured] = [service, admin]  # every servicer holding the configuration
     host = f"[{config.bind}]" if ":" in config.bind else config.bind
     try:
-        port = server.add_insecure_port(f"{host}:{config.port}")
+        port = (server.add_secure_port(f"{host}:{config.port}", identity.credentials)
+                if identity else server.add_insecure_port(f"{host}:{config.port}"))
     except RuntimeError:
         port = 0
     if not port:
@@ -70,7 +74,8 @@ async def serve(config: DaemonConfig,
                        ", ".join(open_modules))
     await server.start()
     names = ", ".join(m.name for m in config.modules)
-    logger.info("ready on %s:%d (modules: %s)", config.bind, port, names)
+    logger.info("ready on %s:%d%s (modules: %s)", config.bind, port,
+                " with TLS" if identity else "", names)
     announcement = _Announcement(config.bind, port)
     if config.mdns:
         announcement.follow(config)

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
 import stat
 
 import grpc
@@ -41,8 +42,10 @@ LINGER_S = 2.0  # after a Failure, how long the client may take to read it
 
 
 class BlitService(pb_grpc.BlitServicer):
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: the daemon's identity for data connections (None: plain TCP)."""
         self.config = config
+        self.tls = tls
         self.sessions = asyncio.Semaphore(config.max_sessions)
         self.active: set[asyncio.Task] = set()
         self.logins = LoginLimiter()
@@ -125,7 +128,7 @@ class BlitService(pb_grpc.BlitServicer):
             await chan.send(pb.Frame(grant=pb.DataGrant(port=grant.port, token=grant.token,
                                                         streams=streams)))
             socks = await asyncio.to_thread(dataplane.accept_streams, grant,
-                                            self.config.session_timeout)
+                                            self.config.session_timeout, self.tls)
         plane = Plane(socks, bwlimit, tune=daemon_is_source and not hello.streams)
         try:
             if daemon_is_source:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from blit_cli import tlsflags
 from blit_core.admin import EntryKind, FindCriteria, Removal
 from blit_core.errors import EXIT_PARTIAL, BlitError, UsageError
 from blit_core.locations import RemoteLocation, parse_location
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = subparsers.add_parser("complete-path", add_help=False)
     sub.add_argument("word")
     sub.add_argument("--timeout", type=_seconds, default=COMPLETION_TIMEOUT_S)
+    tlsflags.add_arguments(sub)
     sub.set_defaults(run=_complete_path)
 
 
@@ -100,6 +102,7 @@ def _verb(subparsers: argparse._SubParsersAction, verb: str, run: Callable[..., 
     sub.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECS",
                      help="give up when the daemon has not answered for SECS seconds"
                      f" (default: {DEFAULT_TIMEOUT_S:g})")
+    tlsflags.add_arguments(sub)
     sub.add_argument("--help", action="help", help="show this help and exit")
     sub.set_defaults(run=run)
     return sub
@@ -112,7 +115,7 @@ def _human_flag(sub: argparse.ArgumentParser) -> None:
 
 def _list_modules(args: argparse.Namespace) -> int:
     where = parse_daemon(args.daemon)
-    listing = _call(where, args.timeout, lambda client: client.list_modules())
+    listing = _call(where, args, lambda client: client.list_modules())
     if args.json:
         render.json_out({
             "modules": [{"name": m.name, "comment": m.comment, "read_only": m.read_only}
@@ -142,7 +145,7 @@ def _ls(args: argparse.Namespace) -> int:
                 print(render.entry_line(entry, shown, long=args.long, human=args.human,
                                         colour=colour))
 
-    _call(where, args.timeout, run)
+    _call(where, args, run)
     return 0
 
 
@@ -162,7 +165,7 @@ def _find(args: argparse.Namespace) -> int:
             else:
                 print(render.name(path, entry.kind, colour))
 
-    _call(where, args.timeout, run)
+    _call(where, args, run)
     return 0
 
 
@@ -178,14 +181,14 @@ def _du(args: argparse.Namespace) -> int:
             else:
                 print(render.usage_line(usage, path, human=args.human))
 
-    _call(where, args.timeout, run)
+    _call(where, args, run)
     return 0
 
 
 def _df(args: argparse.Namespace) -> int:
     where = _location(args.location)
     base = module_path(where)
-    space = _call(where, args.timeout, lambda client: client.disk_free(base))
+    space = _call(where, args, lambda client: client.disk_free(base))
     if args.json:
         render.json_out({"path": base, "total": space.total, "used": space.used,
                          "free": space.free})
@@ -204,10 +207,10 @@ def _rm(args: argparse.Namespace) -> int:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise BlitError("rm asks before removing and there is no terminal to ask on: "
                             "pass --yes to remove without asking")
-        planned = _call(wheres[0], args.timeout, _removing(paths, args.recursive, dry_run=True))
+        planned = _call(wheres[0], args, _removing(paths, args.recursive, dry_run=True))
         if not _confirmed(planned):
             raise BlitError("nothing removed")
-    removals = _call(wheres[0], args.timeout, _removing(paths, args.recursive, dry_run=False))
+    removals = _call(wheres[0], args, _removing(paths, args.recursive, dry_run=False))
     done = [r for r in removals if r.files or r.dirs or not r.error]
     if args.json:
         render.json_out({"removals": [render.removal_json(r) for r in removals]})
@@ -249,7 +252,7 @@ def _complete_path(args: argparse.Namespace) -> int:
         if slash < 1 or word[slash - 1] != ":":
             return 0
         where = parse_daemon(word[:slash - 1])
-        found = _call(where, args.timeout, lambda client: client.complete_path(word[slash:]))
+        found = _call(where, args, lambda client: client.complete_path(word[slash:]))
     except Exception:  # completion must never print an error into the user's command line
         return 0
     for candidate in found:
@@ -294,11 +297,13 @@ def _joined(base: str, rel: str) -> str:
     return f"{base}/{rel}" if rel else base
 
 
-def _call(where: RemoteLocation, timeout: float,
+def _call(where: RemoteLocation, args: argparse.Namespace,
           work: Callable[[AdminClient], Awaitable[T]]) -> T:
-    """Run `work` with a client of the daemon `where` names."""
+    """Run `work` with a client of the daemon `where` names (--timeout, --tls, --tls-ca)."""
+    client_tls = tlsflags.from_args(args)
+
     async def main() -> T:
-        async with connect(where.address(DEFAULT_PORT), timeout) as client:
+        async with connect(where.address(DEFAULT_PORT), args.timeout, client_tls) as client:
             return await work(client)
 
     return asyncio.run(main())

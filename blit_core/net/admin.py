@@ -26,6 +26,7 @@ from blit_core.admin import (
     Usage,
 )
 from blit_core.errors import BlitError, PeerTimeout, ProtocolError, RemoteError
+from blit_core.net import tls
 from blit_core.net.client import cannot_connect
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
@@ -112,11 +113,14 @@ def listing_from_wire(message: pb.ModuleList) -> ModuleListing:
 class AdminClient:
     """The admin RPCs of the daemon at `address` ("host:port"). Every reply must arrive within
     `timeout` seconds of the call or of the previous reply (connecting included), so a stream
-    may run long as long as its replies keep coming."""
+    may run long as long as its replies keep coming. `client_tls`: how the channel checks the
+    daemon (None: plain), for explaining a failure to connect."""
 
-    def __init__(self, channel: grpc.aio.Channel, address: str, timeout: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel, address: str, timeout: float,
+                 client_tls: tls.ClientTls | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.client_tls = client_tls
         self._stub = pb_grpc.BlitAdminStub(channel)
 
     async def list_modules(self) -> ModuleListing:
@@ -158,7 +162,7 @@ class AdminClient:
         try:
             return await method(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
-            raise self._failure(exc) from None
+            raise await self._failure(exc) from None
 
     async def _stream(self, method: Callable[..., Any], request: Any,
                       items: Callable[[Any], Iterable[T]]) -> AsyncIterator[T]:
@@ -170,7 +174,7 @@ class AdminClient:
                 except TimeoutError:
                     raise self._timed_out() from None
                 except grpc.aio.AioRpcError as exc:
-                    raise self._failure(exc) from None
+                    raise await self._failure(exc) from None
                 if reply is grpc.aio.EOF:
                     return
                 for item in items(reply):
@@ -178,10 +182,10 @@ class AdminClient:
         finally:
             call.cancel()
 
-    def _failure(self, exc: grpc.aio.AioRpcError) -> BlitError:
+    async def _failure(self, exc: grpc.aio.AioRpcError) -> BlitError:
         code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
-            return cannot_connect(self.address)
+            return await cannot_connect(self.address, self.client_tls)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return self._timed_out()
         if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -200,8 +204,10 @@ def _entries(batch: pb.EntryBatch) -> Iterable[Entry]:
 
 
 @contextlib.asynccontextmanager
-async def connect(address: str, timeout: float) -> AsyncIterator[AdminClient]:
-    """An AdminClient for the daemon at `address`, its connection closed on leaving. The
-    connection is made by the first call, which reports a daemon that cannot be reached."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield AdminClient(channel, address, timeout)
+async def connect(address: str, timeout: float,
+                  client_tls: tls.ClientTls | None = None) -> AsyncIterator[AdminClient]:
+    """An AdminClient for the daemon at `address` (over TLS with `client_tls`), its connection
+    closed on leaving. The connection is made by the first call, which reports a daemon that
+    cannot be reached."""
+    async with tls.open_channel(address, client_tls) as channel:
+        yield AdminClient(channel, address, timeout, client_tls)

@@ -29,7 +29,7 @@ from blit_core.errors import (
 )
 from blit_core.locations import RemoteLocation
 from blit_core.models import TransferReport
-from blit_core.net import dataplane
+from blit_core.net import dataplane, tls
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_core.net.session import PROTOCOL_VERSION, Channel, Plane, run_destination, run_source
@@ -85,7 +85,7 @@ async def _transfer(
             raise UsageError("all sources of a pull must be on the same daemon and module")
         paths = [virtual_path(s) for s in sources]  # type: ignore[arg-type]
     address = remote.address(DEFAULT_PORT)
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with tls.open_channel(address, settings.tls) as channel:
         await _connected(channel, address, settings)
         call = pb_grpc.BlitStub(channel).Transfer()
 
@@ -93,7 +93,7 @@ async def _transfer(
             try:
                 frame = await call.read()
             except grpc.aio.AioRpcError as exc:
-                raise _rpc_error(exc, address, chan) from None
+                raise await _rpc_error(exc, address, chan, settings.tls) from None
             return None if frame is grpc.aio.EOF else frame
 
         chan = Channel(read, call.write, settings.timeout, "the daemon")
@@ -102,7 +102,7 @@ async def _transfer(
                 return await _session(chan, call, verb, sources, destination, remote, push,
                                       paths, options, observer, settings)
         except grpc.aio.AioRpcError as exc:
-            raise _rpc_error(exc, address, chan) from None
+            raise await _rpc_error(exc, address, chan, settings.tls) from None
         finally:
             call.cancel()
 
@@ -119,7 +119,7 @@ async def _connected(channel: grpc.aio.Channel, address: str, settings: RemoteSe
             while state != ready:
                 if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
                              grpc.ChannelConnectivity.SHUTDOWN):
-                    raise cannot_connect(address)
+                    raise await cannot_connect(address, settings.tls)
                 await channel.wait_for_state_change(state)
                 state = channel.get_state(try_to_connect=True)
     except TimeoutError:
@@ -146,7 +146,8 @@ async def _ticking(observer: TransferObserver) -> AsyncIterator[None]:
         task.cancel()
 
 
-def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitError:
+async def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel,
+                     client_tls: tls.ClientTls | None) -> BlitError:
     if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
         return RemoteError(exc.details())
     if exc.code() != grpc.StatusCode.UNAVAILABLE:
@@ -154,11 +155,16 @@ def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel) -> BlitEr
     if chan.received:
         return ConnectionLost(f"lost the connection to the blit daemon at {address} "
                               "in the middle of the transfer")
-    return cannot_connect(address)
+    return await cannot_connect(address, client_tls)
 
 
-def cannot_connect(address: str) -> Unreachable:
-    """The error for a daemon that cannot be reached at `address` (exit 5)."""
+async def cannot_connect(address: str, client_tls: tls.ClientTls | None) -> RemoteError:
+    """The error for a daemon that cannot be reached at `address` (exit 5): why, when TLS
+    on one side only, or a certificate that does not verify, is the reason (a retry would
+    not help); else Unreachable (it may be down for a moment)."""
+    why = await asyncio.to_thread(tls.explain_failure, address, client_tls)
+    if why:
+        return RemoteError(why)
     return Unreachable(f"cannot connect to a blit daemon at {address}; is it running? "
                        "(blit scan lists daemons on the LAN)")
 
@@ -219,7 +225,8 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     socks = []
     if grant.port:
         socks = await asyncio.to_thread(dataplane.dial_streams, remote.host, grant.port,
-                                        grant.token, grant.streams, settings.timeout)
+                                        grant.token, grant.streams, settings.timeout,
+                                        settings.tls.context if settings.tls else None)
     plane = Plane(socks, settings.bwlimit, tune=push and not settings.streams)
     try:
         if push:

@@ -14,7 +14,12 @@ small files into tar shards and sends large ranges with zero-copy os.sendfile; t
 thread decodes records and writes through the Destination, reading large payloads straight
 into a reused buffer. The socket timeout bounds a send to a peer that stopped reading; an
 idle receiver waits until the session shuts its socket down. Under --force-grpc the same
-records travel inside the control stream through `FrameOutput`/`feed_frames`."""
+records travel inside the control stream through `FrameOutput`/`feed_frames`.
+
+With TLS (blit_core.net.tls), every connection is wrapped by the stdlib ssl module: the
+daemon handshakes in its accept loop, the initiator checks the daemon's certificate before
+sending the token, and a TLS sender reads files and sends them (sendfile would bypass the
+encryption)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import secrets
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,13 +180,15 @@ def open_grant(host: str, streams: int) -> Grant:
                  streams)
 
 
-def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
+def accept_streams(grant: Grant, timeout: float,
+                   tls: ssl.SSLContext | None = None) -> list[socket.socket]:
     """Accept the granted connections. Handshakes run side by side, each with its own short
     deadline, so a connection that sends nothing cannot hold up the good ones; a wrong token
-    is closed silently. The listener closes once all are in, or when the accept timeout
-    passes with fewer (at least one)."""
+    is closed silently. With `tls` (the daemon's identity), each connection's TLS handshake
+    comes first, within the same deadline, and the token travels encrypted. The listener
+    closes once all are in, or when the accept timeout passes with fewer (at least one)."""
     accepted: list[socket.socket] = []
-    pending: dict[socket.socket, tuple[bytearray, float]] = {}
+    pending: dict[socket.socket, _Arrival] = {}
     deadline = time.monotonic() + ACCEPT_TIMEOUT_S
     selector = selectors.DefaultSelector()
 
@@ -194,11 +202,11 @@ def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
     try:
         while len(accepted) < grant.streams:
             now = time.monotonic()
-            for conn in [c for c, (_, expires) in pending.items() if expires <= now]:
+            for conn in [c for c, arrival in pending.items() if arrival.expires <= now]:
                 drop(conn)
             if now >= deadline:
                 break
-            wake = min([deadline, *(expires for _, expires in pending.values())])
+            wake = min([deadline, *(arrival.expires for arrival in pending.values())])
             for key, _ in selector.select(wake - now):
                 if key.fileobj is grant.listener:
                     with contextlib.suppress(BlockingIOError):
@@ -206,26 +214,21 @@ def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
                         if len(pending) >= MAX_PENDING_HANDSHAKES:
                             conn.close()
                             continue
-                        conn.setblocking(False)
-                        pending[conn] = (bytearray(), time.monotonic() + HANDSHAKE_TIMEOUT_S)
-                        selector.register(conn, selectors.EVENT_READ)
+                        arrival = _Arrival(conn, tls)
+                        pending[arrival.conn] = arrival
+                        selector.register(arrival.conn, selectors.EVENT_READ)
                     continue
                 conn = key.fileobj
                 assert isinstance(conn, socket.socket)
-                preface, _ = pending[conn]
-                try:
-                    chunk = conn.recv(frames.PREFACE_SIZE - len(preface))
-                except OSError:
-                    chunk = b""
-                if not chunk:
+                waits_for = pending[conn].advance()
+                if waits_for is None:
                     drop(conn)
                     continue
-                preface += chunk
-                if len(preface) < frames.PREFACE_SIZE:
+                if waits_for:
+                    selector.modify(conn, waits_for)
                     continue
                 selector.unregister(conn)
-                del pending[conn]
-                token = _token_of(bytes(preface))
+                token = _token_of(bytes(pending.pop(conn).preface))
                 if token is None or not hmac.compare_digest(token, grant.token):
                     conn.close()
                     continue
@@ -242,6 +245,40 @@ def accept_streams(grant: Grant, timeout: float) -> list[socket.socket]:
     return accepted
 
 
+class _Arrival:
+    """An accepted connection that has yet to send its preface (and, with TLS, to finish its
+    handshake first); non-blocking."""
+
+    def __init__(self, conn: socket.socket, tls: ssl.SSLContext | None) -> None:
+        conn.setblocking(False)
+        self.handshaking = tls is not None
+        self.conn = conn if tls is None else tls.wrap_socket(
+            conn, server_side=True, do_handshake_on_connect=False)
+        self.preface = bytearray()
+        self.expires = time.monotonic() + HANDSHAKE_TIMEOUT_S
+
+    def advance(self) -> int | None:
+        """Go as far as what has arrived allows: the selector event to wait for next, 0 once
+        the preface is complete, None if the connection closed or failed."""
+        try:
+            if self.handshaking:
+                assert isinstance(self.conn, ssl.SSLSocket)
+                self.conn.do_handshake()
+                self.handshaking = False
+            while len(self.preface) < frames.PREFACE_SIZE:
+                chunk = self.conn.recv(frames.PREFACE_SIZE - len(self.preface))
+                if not chunk:
+                    return None
+                self.preface += chunk
+        except ssl.SSLWantWriteError:
+            return selectors.EVENT_WRITE
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return selectors.EVENT_READ
+        except OSError:  # ssl.SSLError included: a failed handshake
+            return None
+        return 0
+
+
 def _token_of(preface: bytes) -> bytes | None:
     try:
         return frames.parse_preface(preface)
@@ -249,12 +286,16 @@ def _token_of(preface: bytes) -> bytes | None:
         return None
 
 
-def dial_streams(host: str, port: int, token: bytes, streams: int,
-                 timeout: float) -> list[socket.socket]:
+def dial_streams(host: str, port: int, token: bytes, streams: int, timeout: float,
+                 tls: ssl.SSLContext | None = None) -> list[socket.socket]:
+    """Open the granted connections; with `tls`, each checks the daemon's certificate and
+    name (`host`) before the token goes, encrypted."""
     socks = []
     try:
         for _ in range(streams):
             sock = socket.create_connection((host, port), timeout=ACCEPT_TIMEOUT_S)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host)
             sock.sendall(frames.encode_preface(token))
             _tune(sock, timeout)
             socks.append(sock)
@@ -314,6 +355,26 @@ class SocketOutput:
                         raise TimeoutError from None
 
 
+class TlsSocketOutput(SocketOutput):
+    """A TLS connection: os.sendfile would write around the encryption, so file bytes are
+    read into a reused buffer and sent through the socket."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        super().__init__(sock)
+        self.buffer = memoryview(bytearray(RECV_BUFFER))
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        view = self.buffer[:min(count, len(self.buffer))]
+        got = os.preadv(fd, [view], offset)
+        self.write(view[:got])
+        return got
+
+
+def socket_output(sock: socket.socket) -> SocketOutput:
+    """The sending side of a data connection, plain or TLS."""
+    return TlsSocketOutput(sock) if isinstance(sock, ssl.SSLSocket) else SocketOutput(sock)
+
+
 @contextlib.contextmanager
 def _peer_errors() -> Iterator[None]:
     """A send that cannot go on: the peer stopped reading, or its connection went away."""
@@ -321,7 +382,7 @@ def _peer_errors() -> Iterator[None]:
         yield
     except TimeoutError:
         raise PeerTimeout("the peer stopped reading data; giving up") from None
-    except ConnectionError as exc:
+    except (ConnectionError, ssl.SSLError) as exc:
         raise ConnectionLost(f"data connection lost: {exc}") from None
 
 
@@ -626,7 +687,7 @@ def receive_stream(sock: socket.socket, dest: Destination,
                 decoder.payload_consumed(count)
             else:
                 decoder.receive_data(view[:count])
-    except ConnectionError as exc:
+    except (ConnectionError, ssl.SSLError) as exc:
         raise ConnectionLost(f"data connection lost: {exc}") from None
 
 
@@ -646,10 +707,12 @@ def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes) -> None:
 
 
 def shutdown_all(socks: list[socket.socket]) -> None:
-    """Wake every thread blocked on these sockets (recv returns 0, send fails)."""
+    """Wake every thread blocked on these sockets (recv returns 0, send fails). A TLS
+    socket's own shutdown() would drop its TLS state first, and a send racing it could go
+    out unencrypted; the plain socket's shuts the descriptor down under the TLS layer."""
     for sock in socks:
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def close_all(socks: list[socket.socket]) -> None:

@@ -344,7 +344,7 @@ async def run_source(
     senders = _Threads(chan)
     if plane.socks:
         for stream, sock in enumerate(plane.socks):
-            out = dataplane.SocketOutput(sock)
+            out = dataplane.socket_output(sock)
             packer = compressor(options.compress or dataplane.beyond_lan(sock))
             senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream),
                                            sources.open, plane.gate, stream, packer).run)
