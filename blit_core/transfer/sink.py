@@ -16,10 +16,11 @@ import contextlib
 import errno
 import itertools
 import os
+import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from blit_core import pathsafe
@@ -30,6 +31,10 @@ from blit_core.options import TransferOptions
 
 TEMP_SUFFIX = ".blit-tmp"
 PARTIAL_SUFFIX = ".blit-partial"
+# What temp_name makes, exactly: ".NAME.PID.N.blit-tmp" (PID and N without leading zeros).
+_TEMP_NAME = re.compile(r"\..+\.([1-9][0-9]*)\.(?:0|[1-9][0-9]*)" + re.escape(TEMP_SUFFIX),
+                        re.DOTALL)
+_DEAD_STATES = (b"Z", b"X")  # /proc/PID/stat: a zombie, or dead and being reaped
 _MAX_NAME_BYTES = 255
 DELTA_STRATEGY = "delta"
 _PERM_BITS = 0o7777
@@ -508,6 +513,39 @@ class FsSink:
             yield target_fd, target
         finally:
             os.close(target_fd)
+
+
+def stale_temp_names(names: Iterable[str]) -> list[str]:
+    """Those of `names` that are temp files left by a writer that died without removing
+    them (killed with SIGKILL, or its machine crashed): named exactly as temp_name names
+    them, with the id of no live process on this machine. A writer that is alive, or whose
+    id a new process has taken since, keeps its files."""
+    return [name for name in names if name.endswith(TEMP_SUFFIX)
+            and (match := _TEMP_NAME.fullmatch(name)) is not None
+            and not _process_alive(int(match.group(1)))]
+
+
+def remove_stale_temps(dir_fd: int, names: Iterable[str]) -> None:
+    """Remove temp files (named by stale_temp_names) from a destination directory."""
+    for name in names:
+        with contextlib.suppress(OSError):
+            _unlink_quietly(dir_fd, name)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process `pid` runs here; when that cannot be told for sure, it does."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal, but there
+        return True
+    try:  # a zombie (its parent has not reaped it yet) writes nothing any more
+        with open(f"/proc/{pid}/stat", "rb") as status:
+            state = status.read().rpartition(b")")[2].split(maxsplit=1)[:1]
+    except OSError:
+        return True
+    return not state or state[0] not in _DEAD_STATES
 
 
 def _clear(dir_fd: int, name: str) -> None:

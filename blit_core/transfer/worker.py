@@ -42,7 +42,13 @@ from blit_core.transfer.jobs import (
     RootJob,
     TransferRoot,
 )
-from blit_core.transfer.sink import DELTA_STRATEGY, DestDir, FsSink
+from blit_core.transfer.sink import (
+    DELTA_STRATEGY,
+    DestDir,
+    FsSink,
+    remove_stale_temps,
+    stale_temp_names,
+)
 
 if TYPE_CHECKING:
     from blit_core.transfer.source import ManifestOutput
@@ -366,7 +372,23 @@ class Worker:
             except OSError as exc:
                 self._fail(_dir_shown(root.display(rel)), exc)
                 return None
+            self._drop_stale_temps(root_index, rel, dst_listing)
         return _DirPass(self, root_index, rel, dst_listing)
+
+    def _drop_stale_temps(self, root_index: int, rel: str,
+                          dst_listing: dict[str, os.DirEntry]) -> None:
+        """Temp files that writers killed earlier left in a destination directory are
+        removed as it is compared (so a re-run converges), and are never entries of it."""
+        stale = stale_temp_names(dst_listing)
+        if not stale:
+            return
+        for name in stale:
+            del dst_listing[name]
+        if not self.dry_run:
+            try:
+                remove_stale_temps(self._dir_fd(root_index, rel), stale)
+            except OSError:
+                return  # the directory cannot be reached: what follows reports why
 
     def _list_jailed_dir(self, root_index: int, rel: str) -> dict[str, os.DirEntry]:
         """A destination directory in a daemon's module, listed through its descriptor (see
