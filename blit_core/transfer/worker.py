@@ -244,13 +244,23 @@ class Worker:
 
     def _fail(self, path: str, exc: OSError, *, source_path: str | None = None) -> None:
         if exc.errno in NO_SPACE_ERRNOS:
-            where = exc.filename or path
-            raise FatalTransferError(f"no space left on device writing {where}") from exc
+            raise FatalTransferError(
+                f"no space left on device in {self._destination_shown()} (writing {path})"
+            ) from exc
         vanished = (
             exc.errno == errno.ENOENT and source_path is not None and exc.filename == source_path
         )
         reason = "vanished during the transfer" if vanished else _describe(exc)
         self.result.failures.append(FileFailure(path, reason, vanished))
+
+    def _destination_shown(self) -> str:
+        """The destination directory as the user named it (DST), or in a daemon's module as
+        a path there (the daemon's own paths are not for its clients)."""
+        root = self.roots[0]
+        path = root.dst if root.is_dir and not root.prefix else os.path.dirname(root.dst)
+        if self.jail is None:
+            return os.path.join(path or ".", "")
+        return f"the daemon's module at {os.path.join(os.path.relpath(path, self.jail), '')}"
 
     def _count_bytes(self, num_bytes: int) -> None:
         """Bytes copied so far within the current file (large files report as they go)."""
