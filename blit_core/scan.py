@@ -50,5 +50,12 @@ def read_path(path: str, name: str, *, follow_links: bool,
     return entry_from_stat(name, st, target)
 
 
+def still_as_scanned(fd: int, entry: FileEntry) -> bool:
+    """Whether an open source file still has the size and mtime its scan recorded (a file
+    that changed since, even while it was being read, has not)."""
+    st = os.fstat(fd)
+    return st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
+
+
 def _name(dirent: os.DirEntry) -> str:
     return dirent.name

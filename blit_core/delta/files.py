@@ -18,6 +18,7 @@ import xxhash
 from blit_core.delta.ops import Copy, Op, copy_length
 from blit_core.errors import ProtocolError
 from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS
+from blit_core.fastcopy.readwrite import pwrite_all
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,9 +155,7 @@ class Rebuilder:
 
     def literal(self, data: bytes | memoryview) -> None:
         self._check_room(len(data))
-        written = 0
-        while written < len(data):
-            written += os.pwrite(self.out_fd, data[written:], self.offset + written)
+        pwrite_all(self.out_fd, data, self.offset)
         self.offset += len(data)
         self.literal_bytes += len(data)
 

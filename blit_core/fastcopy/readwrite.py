@@ -30,6 +30,16 @@ def copy(src_fd: int, dst_fd: int, size: int, on_bytes: Callable[[int], None] | 
             on_bytes(got)
 
 
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of `data` at `offset`: a short write (a filesystem nearly full) goes on
+    with the rest, whose write then fails with the reason."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 def _write_all(fd: int, data: memoryview) -> None:
     while data:
         written = os.write(fd, data)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from blit_core.fastcopy import copyrange
 from blit_core.fastcopy.errors import UNSUPPORTED_ERRNOS, Unavailable
+from blit_core.fastcopy.readwrite import pwrite_all
 
 
 def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
@@ -54,5 +55,5 @@ def _copy_range_by_pread(src_fd: int, dst_fd: int, offset: int, length: int) -> 
         data = os.pread(src_fd, min(chunk, end - offset), offset)
         if not data:
             raise OSError("source shrank during copy")
-        os.pwrite(dst_fd, data, offset)
+        pwrite_all(dst_fd, data, offset)
         offset += len(data)

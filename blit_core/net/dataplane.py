@@ -19,7 +19,12 @@ records travel inside the control stream through `FrameOutput`/`feed_frames`.
 With TLS (blit_core.net.tls), every connection is wrapped by the stdlib ssl module: the
 daemon handshakes in its accept loop, the initiator checks the daemon's certificate before
 sending the token, and a TLS sender reads files and sends them (sendfile would bypass the
-encryption)."""
+encryption).
+
+A file that changes while it is sent is never committed torn: the DESTINATION commits a file
+when its last byte (or its delta's end) arrives, and the sender sends that only after checking,
+after its last read, that the file still has the size and mtime the scan saw. Each range ends
+with a separate tail record for this; a file that changed is aborted instead."""
 
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ from blit_core.delta.files import read_chunks
 from blit_core.delta.ops import Literal, Op
 from blit_core.errors import ConnectionLost, PeerTimeout, ProtocolError
 from blit_core.net.tuning import StreamGate
+from blit_core.scan import still_as_scanned
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.source import SourceFile
 from blit_core.wire import compression, frames, tarshard
@@ -61,6 +67,8 @@ SMALL_FILE = 256 << 10
 RANGE_BYTES = 64 << 20
 RECV_BUFFER = 1 << 20
 SENDFILE_PIECE = 8 << 20
+RANGE_TAIL = 64 << 10  # a range's last bytes: read, checked against the scan, then sent
+CHANGED = "changed during the transfer"
 
 
 class Work(NamedTuple):
@@ -78,6 +86,7 @@ class DeltaWork(NamedTuple):
     """A file sent as a delta against the DESTINATION's basis, whose signature came back."""
 
     need_id: int
+    file: SourceFile
     path: str  # where the SOURCE reads it
     signature: Signature
 
@@ -451,13 +460,14 @@ class Sender:
                 fd = self.open_file(item.path)
                 try:
                     data = os.read(fd, size + 1)
+                    unchanged = still_as_scanned(fd, item.file.entry)
                 finally:
                     os.close(fd)
             except OSError as exc:
                 self._abort(item.need_id, exc)
                 continue
-            if len(data) != size:
-                self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
+            if len(data) != size or not unchanged:
+                self.out.write(frames.encode_abort(item.need_id, CHANGED))
                 continue
             shard += tarshard.member_header(item.shown, size, item.file.entry.mode,
                                             item.file.entry.mtime_ns // 10**9)
@@ -496,35 +506,58 @@ class Sender:
         if compressor and compressor.worth_it(item.path, sample):
             self._send_compressed_range(item, fd, compressor)
             return
+        body = item.length - min(item.length, RANGE_TAIL)
         try:
-            self.out.write(frames.encode_range_header(item.need_id, item.offset, item.length))
-            sent = 0
-            while sent < item.length:
-                piece = min(item.length - sent, SENDFILE_PIECE)
-                self._pace(piece)
-                count = self.out.send_file(fd, item.offset + sent, piece)
-                if count == 0:
-                    break
-                sent += count
-                self.on_sent(count, count, 0)
+            sent = self._send_body(item, fd, body)
+            if sent < body:  # the file shrank: fill the promised length, then disown it
+                self.out.write(bytes(body - sent))
+                self.out.write(frames.encode_abort(item.need_id, CHANGED))
+                return
+            try:
+                tail = os.pread(fd, item.length - body, item.offset + body)
+                unchanged = still_as_scanned(fd, item.file.entry)
+            except OSError as exc:
+                self._abort(item.need_id, exc)
+                return
         finally:
             os.close(fd)
-        if sent < item.length:  # the file shrank: fill the promised length, then disown it
-            self.out.write(bytes(item.length - sent))
-            self.out.write(frames.encode_abort(item.need_id, "changed during the transfer"))
-        elif item.offset + item.length == item.file.entry.size:
+        if len(tail) != item.length - body or not unchanged:
+            self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            return
+        self._pace(len(tail))
+        self.out.write(frames.encode_range_header(item.need_id, item.offset + body, len(tail))
+                       + tail)
+        self.on_sent(len(tail), len(tail), 0)
+        if item.offset + item.length == item.file.entry.size:
             self.on_sent(0, 0, 1)
+
+    def _send_body(self, item: Work, fd: int, length: int) -> int:
+        """A range but for its tail, by sendfile; how much of it the file still had."""
+        if not length:
+            return 0
+        self.out.write(frames.encode_range_header(item.need_id, item.offset, length))
+        sent = 0
+        while sent < length:
+            piece = min(length - sent, SENDFILE_PIECE)
+            self._pace(piece)
+            count = self.out.send_file(fd, item.offset + sent, piece)
+            if count == 0:
+                break
+            sent += count
+            self.on_sent(count, count, 0)
+        return sent
 
     def _send_compressed_range(self, item: Work, fd: int, compressor: Compressor) -> None:
         """The range as RANGE records of CHUNK bytes, each compressed where that shrinks it;
-        fd is closed. A file that shrank or cannot be read is aborted after what was sent."""
+        fd is closed. A file that shrank, changed (checked before its last record goes) or
+        cannot be read is aborted after what was sent."""
         try:
             offset, end = item.offset, item.offset + item.length
             while offset < end:
                 data = os.pread(fd, min(compression.CHUNK, end - offset), offset)
-                if not data:
-                    self.out.write(frames.encode_abort(item.need_id,
-                                                       "changed during the transfer"))
+                last = offset + len(data) == end
+                if not data or (last and not still_as_scanned(fd, item.file.entry)):
+                    self.out.write(frames.encode_abort(item.need_id, CHANGED))
                     return
                 record = frames.encode_range_header(item.need_id, offset, len(data)) + data
                 wire = compressor.record(record) or record
@@ -557,6 +590,7 @@ class Sender:
         try:
             for data in read_chunks(fd):
                 self._send_ops(matcher.feed(data), len(data))
+            unchanged = still_as_scanned(fd, item.file.entry)
         except OSError as exc:
             self._abort(item.need_id, exc)
             return
@@ -564,6 +598,9 @@ class Sender:
             os.close(fd)
         ops, digest = matcher.finish()
         self._send_ops(ops, 0)
+        if not unchanged:
+            self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            return
         self.out.write(frames.encode_delta_end(matcher.size, digest))
         self.on_sent(frames.DELTA_END_RECORD.size, 0, 1)
 

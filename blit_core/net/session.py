@@ -447,7 +447,7 @@ async def run_source(
                         await send_whole(need_id, file, root)
                         continue
                     deltas[need_id] = (file, root)
-                    await put_work(dataplane.DeltaWork(need_id, root.src_path(file.rel),
+                    await put_work(dataplane.DeltaWork(need_id, file, root.src_path(file.rel),
                                                        signature))
                 shard = packer.flush()
                 if shard.files:

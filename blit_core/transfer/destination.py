@@ -34,6 +34,7 @@ from blit_core.delta.files import (
 )
 from blit_core.delta.ops import Copy
 from blit_core.errors import FileIOError, ProtocolError, UnsafePathError
+from blit_core.fastcopy.readwrite import pwrite_all
 from blit_core.models import FileFailure, TransferReport
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import TransferObserver
@@ -424,7 +425,7 @@ class Destination(LocalPipeline):
                 if self.options.sparse:
                     _write_sparse(need.incoming.fd, data, offset)
                 else:
-                    os.pwrite(need.incoming.fd, data, offset)
+                    pwrite_all(need.incoming.fd, data, offset)
             except OSError as exc:
                 self._give_up(need_id, exc)
                 return False
@@ -599,9 +600,9 @@ def _write_sparse(fd: int, data: bytes | memoryview, offset: int) -> None:
     for start in range(0, len(view), SPARSE_BLOCK):
         zero = _ZEROS.startswith(view[start:start + SPARSE_BLOCK])
         if zero and run_start is not None:
-            os.pwrite(fd, view[run_start:start], offset + run_start)
+            pwrite_all(fd, view[run_start:start], offset + run_start)
             run_start = None
         elif not zero and run_start is None:
             run_start = start
     if run_start is not None:
-        os.pwrite(fd, view[run_start:], offset + run_start)
+        pwrite_all(fd, view[run_start:], offset + run_start)

@@ -5,7 +5,8 @@ data, owner, mode and mtime, and is renamed over the target, so no reader ever s
 and a failure leaves the old file intact. On any failure, including a signal, the temp file is
 removed; with --partial it is kept instead as the file's partial (hidden beside it, or in
 --partial-dir), which the next transfer of that file rebuilds from and then removes. Replaced or
-deleted entries are kept first when backups are on, as rsync's -b does.
+deleted entries are kept first when backups are on, as rsync's -b does. A source file that
+changes while it is copied is copied once more as it is then, and reported if it changes again.
 
 Every destination operation names its place as (directory descriptor, name): the descriptors
 come from blit_core.pathsafe, so no write ever follows a symlink inside the destination."""
@@ -16,22 +17,30 @@ import contextlib
 import errno
 import itertools
 import os
+import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from blit_core import pathsafe
 from blit_core.delta.files import BASIS_FLAGS, DeltaCounts, DeltaMismatch, delta_copy, wants_delta
 from blit_core.fastcopy import OnBytes, copy_file
-from blit_core.models import FileEntry
+from blit_core.models import FileEntry, entry_from_stat
 from blit_core.options import TransferOptions
+from blit_core.scan import still_as_scanned
 
 TEMP_SUFFIX = ".blit-tmp"
 PARTIAL_SUFFIX = ".blit-partial"
+# What temp_name makes, exactly: ".NAME.PID.N.blit-tmp" (PID and N without leading zeros).
+_TEMP_NAME = re.compile(r"\..+\.([1-9][0-9]*)\.(?:0|[1-9][0-9]*)" + re.escape(TEMP_SUFFIX),
+                        re.DOTALL)
+_DEAD_STATES = (b"Z", b"X")  # /proc/PID/stat: a zombie, or dead and being reaped
 _MAX_NAME_BYTES = 255
 DELTA_STRATEGY = "delta"
+COPY_ATTEMPTS = 2  # a file that changed while it was copied is copied once more, as it is then
+SOURCE_CHANGED = "changed during the transfer"
 _PERM_BITS = 0o7777
 # Read and write: a file rebuilt from a delta is read back to check it.
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -168,8 +177,11 @@ class FsSink:
     ) -> str:
         """Copy src_path over `name` in dir_fd atomically; return the fast-copy strategy used.
 
-        `dst_mode` is the st_mode of what the destination holds now, or None if nothing.
-        This is the per-file hot path of every transfer, so it is written flat."""
+        `dst_mode` is the st_mode of what the destination holds now, or None if nothing. A
+        source that no longer has the size and mtime of `entry` once copied changed meanwhile:
+        it is copied once more as it is then, and if it changes again, OSError (the file is
+        reported as changed during the transfer). This is the per-file hot path of every
+        transfer, so it is written flat."""
         src_fd = os.open(src_path, self._src_flags)
         try:
             if dst_mode is not None:
@@ -182,12 +194,25 @@ class FsSink:
             partial = self.options.partial and self.partial_size(dir_fd, name) is not None
             try:  # opened inside: a signal may arrive just after the file is created
                 out = os.open(temp, _TEMP_FLAGS, perms & 0o777, dir_fd=dir_fd)
-                if self.options.force_delta and (partial or (
-                        dst_mode is not None and stat.S_ISREG(dst_mode))):
-                    strategy = self._fill_from_basis(src_fd, out, dir_fd, name, entry, dest,
-                                                     partial)
-                else:
-                    strategy = self._fill(src_fd, out, entry, dest)
+                from_basis = self.options.force_delta and (partial or (
+                    dst_mode is not None and stat.S_ISREG(dst_mode)))
+                for attempt in range(COPY_ATTEMPTS):
+                    try:
+                        if from_basis:
+                            strategy = self._fill_from_basis(src_fd, out, dir_fd, name, entry,
+                                                             dest, partial)
+                        else:
+                            strategy = self._fill(src_fd, out, entry, dest)
+                    except OSError:
+                        if still_as_scanned(src_fd, entry):
+                            raise
+                    else:
+                        if still_as_scanned(src_fd, entry):
+                            break
+                    if attempt == COPY_ATTEMPTS - 1:
+                        raise OSError(SOURCE_CHANGED)
+                    entry = entry_from_stat(entry.name, os.fstat(src_fd))  # as it is now
+                    os.ftruncate(out, 0)
                 written, out = out, -1
                 self._finish_new(written, dir_fd, temp, name, entry, dst_mode, rel, dest)
             except BaseException:
@@ -508,6 +533,39 @@ class FsSink:
             yield target_fd, target
         finally:
             os.close(target_fd)
+
+
+def stale_temp_names(names: Iterable[str]) -> list[str]:
+    """Those of `names` that are temp files left by a writer that died without removing
+    them (killed with SIGKILL, or its machine crashed): named exactly as temp_name names
+    them, with the id of no live process on this machine. A writer that is alive, or whose
+    id a new process has taken since, keeps its files."""
+    return [name for name in names if name.endswith(TEMP_SUFFIX)
+            and (match := _TEMP_NAME.fullmatch(name)) is not None
+            and not _process_alive(int(match.group(1)))]
+
+
+def remove_stale_temps(dir_fd: int, names: Iterable[str]) -> None:
+    """Remove temp files (named by stale_temp_names) from a destination directory."""
+    for name in names:
+        with contextlib.suppress(OSError):
+            _unlink_quietly(dir_fd, name)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process `pid` runs here; when that cannot be told for sure, it does."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal, but there
+        return True
+    try:  # a zombie (its parent has not reaped it yet) writes nothing any more
+        with open(f"/proc/{pid}/stat", "rb") as status:
+            state = status.read().rpartition(b")")[2].split(maxsplit=1)[:1]
+    except OSError:
+        return True
+    return not state or state[0] not in _DEAD_STATES
 
 
 def _clear(dir_fd: int, name: str) -> None:

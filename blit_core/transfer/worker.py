@@ -42,7 +42,13 @@ from blit_core.transfer.jobs import (
     RootJob,
     TransferRoot,
 )
-from blit_core.transfer.sink import DELTA_STRATEGY, DestDir, FsSink
+from blit_core.transfer.sink import (
+    DELTA_STRATEGY,
+    DestDir,
+    FsSink,
+    remove_stale_temps,
+    stale_temp_names,
+)
 
 if TYPE_CHECKING:
     from blit_core.transfer.source import ManifestOutput
@@ -238,13 +244,23 @@ class Worker:
 
     def _fail(self, path: str, exc: OSError, *, source_path: str | None = None) -> None:
         if exc.errno in NO_SPACE_ERRNOS:
-            where = exc.filename or path
-            raise FatalTransferError(f"no space left on device writing {where}") from exc
+            raise FatalTransferError(
+                f"no space left on device in {self._destination_shown()} (writing {path})"
+            ) from exc
         vanished = (
             exc.errno == errno.ENOENT and source_path is not None and exc.filename == source_path
         )
         reason = "vanished during the transfer" if vanished else _describe(exc)
         self.result.failures.append(FileFailure(path, reason, vanished))
+
+    def _destination_shown(self) -> str:
+        """The destination directory as the user named it (DST), or in a daemon's module as
+        a path there (the daemon's own paths are not for its clients)."""
+        root = self.roots[0]
+        path = root.dst if root.is_dir and not root.prefix else os.path.dirname(root.dst)
+        if self.jail is None:
+            return os.path.join(path or ".", "")
+        return f"the daemon's module at {os.path.join(os.path.relpath(path, self.jail), '')}"
 
     def _count_bytes(self, num_bytes: int) -> None:
         """Bytes copied so far within the current file (large files report as they go)."""
@@ -366,7 +382,23 @@ class Worker:
             except OSError as exc:
                 self._fail(_dir_shown(root.display(rel)), exc)
                 return None
+            self._drop_stale_temps(root_index, rel, dst_listing)
         return _DirPass(self, root_index, rel, dst_listing)
+
+    def _drop_stale_temps(self, root_index: int, rel: str,
+                          dst_listing: dict[str, os.DirEntry]) -> None:
+        """Temp files that writers killed earlier left in a destination directory are
+        removed as it is compared (so a re-run converges), and are never entries of it."""
+        stale = stale_temp_names(dst_listing)
+        if not stale:
+            return
+        for name in stale:
+            del dst_listing[name]
+        if not self.dry_run:
+            try:
+                remove_stale_temps(self._dir_fd(root_index, rel), stale)
+            except OSError:
+                return  # the directory cannot be reached: what follows reports why
 
     def _list_jailed_dir(self, root_index: int, rel: str) -> dict[str, os.DirEntry]:
         """A destination directory in a daemon's module, listed through its descriptor (see

@@ -27,15 +27,22 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def transfer(direction: str, daemon: Daemon, verb: str, src: Path, dst: Path,
+def transfer(direction: str, daemon: Daemon | None, verb: str, src: Path, dst: Path,
              *flags: str) -> subprocess.CompletedProcess[str]:
     """`blit VERB SRC/ DST/` in one direction: the daemon's module holds SRC for a pull and
     DST for a push (as module/<name>)."""
+    return run(*transfer_args(direction, daemon, verb, src, dst, *flags))
+
+
+def transfer_args(direction: str, daemon: Daemon | None, verb: str, src: Path, dst: Path,
+                  *flags: str) -> list[str]:
+    """The arguments of `transfer` (a local one needs no daemon)."""
     if direction == "local":
-        return run(verb, *flags, f"{src}/", f"{dst}/")
+        return [verb, *flags, f"{src}/", f"{dst}/"]
+    assert daemon is not None
     if direction == "push":
-        return run(verb, *flags, f"{src}/", daemon.endpoint(dst.name) + "/")
-    return run(verb, *flags, daemon.endpoint(src.name) + "/", f"{dst}/")
+        return [verb, *flags, f"{src}/", daemon.endpoint(dst.name) + "/"]
+    return [verb, *flags, daemon.endpoint(src.name) + "/", f"{dst}/"]
 
 
 def sides(direction: str, daemon: Daemon, tmp_path: Path) -> tuple[Path, Path]:

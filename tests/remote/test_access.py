@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from helpers.admin import utils
 from helpers.daemon import Daemon, run
+from helpers.procs import bytes_arrived, wait_for
 from helpers.treecheck import assert_same_tree, find_temp_files
-from helpers.waiting import bytes_arrived, wait_for
 
 from blit_daemon.access import HostRules, parse_network
 from blit_daemon.config import ConfigError, load_config

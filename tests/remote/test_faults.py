@@ -19,13 +19,11 @@ import random
 import re
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers.daemon import Daemon, sides, transfer
+from helpers.procs import bytes_arrived, finish, start_blit, wait_for
 from helpers.treecheck import assert_same_tree, file_digest, find_temp_files
 
 MIB = 1024 * 1024
@@ -77,65 +75,6 @@ def endpoint_args(direction: str, daemon: Daemon, src: Path, dst: Path) -> list[
     if direction == "push":
         return [f"{src}/", daemon.endpoint(dst.name) + "/"]
     return [daemon.endpoint(src.name) + "/", f"{dst}/"]
-
-
-def _default_sigint() -> None:
-    # A CLI started from a non-interactive shell may inherit SIGINT ignored; a user's Ctrl-C
-    # reaches a process whose SIGINT is at its default, which Python turns into
-    # KeyboardInterrupt.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_blit(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "blit_cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-
-
-def finish(proc: subprocess.Popen[str], timeout: float, what: str) -> tuple[int, str, str]:
-    """Wait (bounded) for a CLI process; a hang is killed and fails the test."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"{what}: still running {timeout:g}s later (hang)\n"
-                    f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}")
-    return proc.returncode, out, err
-
-
-@pytest.fixture
-def reaper() -> Iterator[list[subprocess.Popen[str]]]:
-    """Processes a test started; any still running at teardown are killed."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str,
-             proc: subprocess.Popen[str] | None = None) -> None:
-    """Poll until condition() holds; fail after `timeout`, or if `proc` ends first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the transfer ended (exit {proc.returncode}) before {what}\n"
-                        f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def bytes_arrived(dst: Path) -> bool:
-    """A temp file at the destination already holds data: the transfer is under way."""
-    if not dst.is_dir():
-        return False
-    try:
-        return any((dst / rel).stat().st_size > 0 for rel in find_temp_files(dst))
-    except FileNotFoundError:  # committed or removed meanwhile
-        return False
 
 
 def landed_and_under_way(dst: Path, before: set[Path]) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers.daemon import Daemon, sides, transfer
+from helpers.procs import wait_for
 from helpers.treecheck import assert_same_tree, find_temp_files
 
 SIZE = 256 << 20
@@ -51,14 +52,6 @@ def partial_of(dst: Path, partial_dir: str | None) -> Path:
     return dst / partial_dir / "big.bin" if partial_dir else dst / ".big.bin.blit-partial"
 
 
-def wait_for(path: Path) -> None:
-    """The daemon keeps the partial once it notices its peer is gone."""
-    deadline = time.monotonic() + 30
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(("direction", "how", "partial_dir"), [
     ("push", signal.SIGKILL, None),  # the daemon sees its SOURCE vanish
     ("pull", signal.SIGINT, None),  # the client itself is interrupted
@@ -74,7 +67,7 @@ def test_an_interrupted_file_resumes_from_its_partial(
     flags = ["--partial-dir", partial_dir] if partial_dir else ["--partial"]
     arrived = interrupt_halfway(start(direction, daemon, src, dst, *flags), dst, how)
     partial = partial_of(dst, partial_dir)
-    wait_for(partial)
+    wait_for(partial.exists, 30, "the partial file (kept once the peer is gone)")
     assert not (dst / "big.bin").exists()
     assert find_temp_files(dst) == []
     kept = partial.read_bytes()

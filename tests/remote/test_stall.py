@@ -13,17 +13,10 @@ from pathlib import Path
 
 import pytest
 from helpers.daemon import Daemon, run
+from helpers.procs import wait_for
 from helpers.treecheck import file_digest, find_temp_files
 
 MIB = 1 << 20
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("direction", ["push", "pull"])
