@@ -1,14 +1,17 @@
 """A stalled peer ends a remote session with exit 30 (--timeout), both sides clean up their
 temp files, and a slow but live transfer whose data streams sit idle longer than the timeout
-still completes (the control plane's keepalives carry it)."""
+still completes (the control plane's keepalives carry it). A daemon that accepts the
+connection and never answers is given up on after --contimeout (exit 35), else --timeout."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,37 @@ def test_a_stall_while_the_manifest_is_still_scanning_ends_promptly(daemon: Daem
         os.kill(daemon.proc.pid, signal.SIGCONT)
     assert client.returncode == 30, stderr
     assert "Traceback" not in stderr and "never retrieved" not in stderr
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections the kernel accepts and nothing ever answers, as
+    a hung daemon (or a host dropping packets behind a NAT) looks to a client."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(("flags", "code", "message"), [
+    (("--contimeout", "2"), 35, "did not answer within 2 s (--contimeout)"),
+    (("--timeout", "3"), 30, "did not answer within 3 s (--timeout)"),
+])
+def test_a_daemon_that_never_answers_is_given_up_on(silent_listener: int, tmp_path: Path,
+                                                    flags: tuple[str, ...], code: int,
+                                                    message: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    started = time.monotonic()
+    result = run("copy", *flags, f"{src}/", f"127.0.0.1:{silent_listener}:/default/x/")
+    elapsed = time.monotonic() - started
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert elapsed < float(flags[1]) + 10, f"gave up only after {elapsed:.1f}s"
+
+
+def test_contimeout_must_be_positive(tmp_path: Path) -> None:
+    result = run("copy", "--contimeout", "0", f"{tmp_path}/", "127.0.0.1:1:/default/x/")
+    assert result.returncode == 1
+    assert "--contimeout must be more than 0 seconds" in result.stderr
