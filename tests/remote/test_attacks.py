@@ -941,3 +941,27 @@ def test_a_file_needed_twice_is_refused(arena: Arena) -> None:
     assert len(refusals) == 1 and "already needed" in refusals[0], refusals
     arena.ours.add("got")
     arena.check_still_serves()
+
+
+# -- 7. the control port --------------------------------------------------------------------
+
+
+def test_many_half_open_connections_do_not_keep_honest_clients_out(arena: Arena) -> None:
+    """Slowloris: 200 connections to the daemon's gRPC port that send nothing, or half of
+    HTTP/2's preface, and hold still. Meanwhile an honest push and pull complete, promptly;
+    the daemon keeps serving after they are dropped."""
+    held = []
+    try:
+        for n in range(200):
+            sock = socket.create_connection(("127.0.0.1", arena.daemon.port), timeout=10)
+            if n % 2:
+                sock.sendall(b"PRI * HTTP/2.0\r\n")
+            held.append(sock)
+        started = time.monotonic()
+        arena.check_still_serves()
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in held:
+            sock.close()
+    assert elapsed < 20, f"honest transfers took {elapsed:.1f}s beside half-open connections"
+    arena.check_still_serves("after")

@@ -189,7 +189,8 @@ def test_the_data_plane_is_encrypted(direction: str, use_tls: bool, tmp_path: Pa
         assert marker not in carried
         assert marker[:16] not in carried
     else:
-        assert carried.count(marker) >= len(content) // len(marker) - 1
+        # record headers (a range's start and its tail record, per stream) cut a few markers
+        assert carried.count(marker) >= len(content) // len(marker) - 8
 
 
 def test_blit_utils_lists_over_tls(tls_daemon: Daemon, certs: Certificates) -> None:
