@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from blit_core.errors import UsageError
@@ -16,7 +17,10 @@ def parse_size(text: str) -> int:
     if not match:
         raise UsageError(f"invalid size {text!r}: use a number with a K, M, G or T suffix")
     number, suffix = match.groups()
-    return int(float(number) * _SUFFIXES[suffix.upper()])
+    size = float(number) * _SUFFIXES[suffix.upper()]
+    if not math.isfinite(size):
+        raise UsageError(f"invalid size {text!r}: too large")
+    return int(size)
 
 
 def format_size(num_bytes: float) -> str:

@@ -226,6 +226,8 @@ def _refusable(value: object) -> tuple[str, ...]:
 
 def _absolute_path(value: object) -> str:
     path = _nonempty_string(value)
+    if "\0" in path:
+        raise _Invalid("a path cannot contain NUL")
     if not os.path.isabs(path):
         raise _Invalid(f"expected an absolute path, got {path!r}")
     return path
@@ -283,6 +285,8 @@ def load_config(path: str) -> DaemonConfig:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{path}: invalid TOML: values nested too deeply") from None
     for key in document:
         if key not in ("daemon", "module"):
             raise ConfigError(f"{path}: {key}: unknown key (expected [daemon] or [[module]])")

@@ -317,6 +317,16 @@ async def run_source(
                 continue
         raise ConnectionLost("session ended")
 
+    def next_batch() -> Batch | object:
+        """The next batch, or _END; a session that ended stops waiting (the scan then puts
+        nothing more, and a thread left waiting would hold up asyncio.run's end forever)."""
+        while not cancelled.is_set():
+            try:
+                return batches.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        raise ConnectionLost("session ended")
+
     sources = SourceAccess(options, jail)
 
     def scan() -> JobResult:
@@ -405,7 +415,7 @@ async def run_source(
     async def send_batches() -> None:
         listed = 0
         while True:
-            batch = await asyncio.to_thread(batches.get)
+            batch = await asyncio.to_thread(next_batch)
             if batch is _END:
                 scanned = await scan_task
                 if scanned.fatal:  # never a clean end: mirror would delete the unscanned
@@ -478,6 +488,11 @@ async def run_source(
                 for record in read_records(frame.summary.confirmed):
                     if not isinstance(record, Confirm):
                         raise ProtocolError("a manifest record inside a summary")
+                    if verb is not Verb.MOVE:  # only a move removes sources
+                        raise ProtocolError(f"a confirmation of a move in a {verb.value}")
+                    if record.root >= len(roots):
+                        raise ProtocolError(f"a confirmation for root {record.root}, of "
+                                            f"{len(roots)}")
                     confirmed.append(tuple(record))
                 if frame.summary.last:
                     break

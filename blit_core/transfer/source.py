@@ -182,6 +182,7 @@ class SourceAccess:
         self.flags = os.O_RDONLY | os.O_NONBLOCK | (0 if options.copy_links else os.O_NOFOLLOW)
         self.open_beneath = (pathsafe.open_following_beneath if options.copy_links
                              else pathsafe.open_file_beneath)
+        self.follow = options.copy_links
         self.jail = jail
         self.root_fd = None if jail is None else pathsafe.open_root(jail)
         self.prefix = "" if jail is None else jail.rstrip("/") + "/"
@@ -196,16 +197,16 @@ class SourceAccess:
             raise OSError(errno.EINVAL, "no longer a regular file", path)
         return fd
 
-    def lstat(self, path: str) -> os.stat_result:
-        with self._place(path) as (dir_fd, name):
+    def lstat(self, root: TransferRoot, rel: str) -> os.stat_result:
+        with self._place(root, rel) as (dir_fd, name):
             return os.lstat(name, dir_fd=dir_fd)
 
-    def unlink(self, path: str) -> None:
-        with self._place(path) as (dir_fd, name):
+    def unlink(self, root: TransferRoot, rel: str) -> None:
+        with self._place(root, rel) as (dir_fd, name):
             os.unlink(name, dir_fd=dir_fd)
 
-    def rmdir(self, path: str) -> None:
-        with self._place(path) as (dir_fd, name):
+    def rmdir(self, root: TransferRoot, rel: str) -> None:
+        with self._place(root, rel) as (dir_fd, name):
             os.rmdir(name, dir_fd=dir_fd)
 
     def close(self) -> None:
@@ -219,13 +220,25 @@ class SourceAccess:
         return path[len(self.prefix):]
 
     @contextlib.contextmanager
-    def _place(self, path: str) -> Iterator[tuple[int | None, str]]:
-        """(directory descriptor or None, name) for a path; beneath the jail when there is one."""
-        if self.root_fd is None:
+    def _place(self, root: TransferRoot, rel: str) -> Iterator[tuple[int | None, str]]:
+        """(directory descriptor or None, name) for the path `rel` of a root (a path the
+        DESTINATION confirmed): beneath the jail when there is one, else beneath the root
+        (without -L, no symlink on the way is followed: nothing outside the tree is reached)."""
+        path = root.src_path(rel)
+        if self.root_fd is not None:
+            head, _, name = self._rel(path).rpartition("/")
+            base_fd = self.root_fd
+        elif self.follow or not root.is_dir or "/" not in rel:
             yield None, path
             return
-        head, _, name = self._rel(path).rpartition("/")
-        dir_fd = pathsafe.open_beneath(self.root_fd, head)
+        else:
+            head, _, name = rel.rpartition("/")
+            base_fd = pathsafe.open_root(root.src)
+        try:
+            dir_fd = pathsafe.open_beneath(base_fd, head)
+        finally:
+            if base_fd != self.root_fd:
+                os.close(base_fd)
         try:
             yield dir_fd, name
         finally:
@@ -243,13 +256,12 @@ def remove_confirmed(
     for root_index, rel, size, mtime_ns in confirmed:
         root = roots[root_index]
         shown = root.display(rel)
-        path = root.src_path(rel)
         try:
-            now = access.lstat(path)
+            now = access.lstat(root, rel)
             if (now.st_size, now.st_mtime_ns) != (size, mtime_ns):
                 result.warnings.append(f"not removing {shown!r}: it changed during the move")
                 continue
-            access.unlink(path)
+            access.unlink(root, rel)
         except OSError as exc:
             result.failures.append(FileFailure(shown, exc.strerror or str(exc)))
             continue
@@ -262,7 +274,7 @@ def remove_confirmed(
         if not rel and not root.prefix:
             continue
         try:
-            access.rmdir(root.src_path(rel))
+            access.rmdir(root, rel)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 result.warnings.append(f"could not remove {root.display(rel)!r}: {exc.strerror}")
