@@ -45,40 +45,27 @@ def module(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("direction", ["push", "pull"])
-def test_sigterm_lets_a_running_transfer_finish(direction: str, module: Path,
-                                                tmp_path: Path) -> None:
-    daemon = start_daemon(module, grace=30)
+@pytest.mark.parametrize("grace", [30, 0], ids=["grace", "no-grace"])
+def test_sigterm_lets_a_running_transfer_finish_or_cancels_it_cleanly(
+        direction: str, grace: float, module: Path, tmp_path: Path) -> None:
+    daemon = start_daemon(module, grace=grace)
     src, dst = sides(direction, daemon, tmp_path)
     make_tree(src)
     client = start_blit("copy", "--bwlimit", SLOW, *endpoints(direction, daemon, src, dst))
     try:
         wait_for(lambda: bytes_arrived(dst), 30, "file data at the destination", client)
         daemon.proc.send_signal(signal.SIGTERM)
-        code, _, err = finish(client, 60, "the transfer the daemon lets finish")
+        code, _, err = finish(client, 60, "the client of a daemon told to stop")
+        assert daemon.proc.wait(30) == 0
+    finally:
+        daemon.stop()
+    assert find_temp_files(tmp_path) == []
+    if grace:
         assert code == 0, err
-        assert daemon.proc.wait(30) == 0
-    finally:
-        daemon.stop()
-    assert_same_tree(src, dst)
-
-
-@pytest.mark.parametrize("direction", ["push", "pull"])
-def test_sigterm_without_grace_cancels_cleanly(direction: str, module: Path,
-                                               tmp_path: Path) -> None:
-    daemon = start_daemon(module, grace=0)
-    src, dst = sides(direction, daemon, tmp_path)
-    make_tree(src)
-    client = start_blit("copy", "--bwlimit", SLOW, *endpoints(direction, daemon, src, dst))
-    try:
-        wait_for(lambda: bytes_arrived(dst), 30, "file data at the destination", client)
-        daemon.proc.send_signal(signal.SIGTERM)
-        code, _, err = finish(client, 30, "the client of a daemon that stopped")
-        assert daemon.proc.wait(30) == 0
-    finally:
-        daemon.stop()
+        assert_same_tree(src, dst)
+        return
     assert code == 10, err
     assert "Traceback" not in err and err.strip().count("\n") == 0, err
-    assert find_temp_files(tmp_path) == []
     assert not (dst / "big.bin").exists() or (dst / "big.bin").read_bytes() == \
         (src / "big.bin").read_bytes()
 
