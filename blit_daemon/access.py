@@ -15,6 +15,7 @@ import collections
 import contextlib
 import inspect
 import ipaddress
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +65,9 @@ OPEN_TO_ALL = HostRules()
 
 
 def peer_address(peer: str) -> str:
-    """The address part of a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
-    address = peer.split(":", 1)[-1]
+    """The address part of a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:%5B::1%5D:5000": gRPC
+    percent-encodes the brackets)."""
+    address = urllib.parse.unquote(peer.split(":", 1)[-1])
     return address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
 
 

@@ -70,8 +70,8 @@ async def serve(config: DaemonConfig,
     open_modules = _writable_by_anyone(config)
     if open_modules:
         logger.warning("listening on %s: anyone who can reach it can write to module(s) %s; "
-                       "give them auth_users, hosts_allow or read_only = true", config.bind,
-                       ", ".join(open_modules))
+                       "give them auth_users or read_only = true, or a hosts_allow of "
+                       "loopback addresses only", config.bind, ", ".join(open_modules))
     await server.start()
     names = ", ".join(m.name for m in config.modules)
     logger.info("ready on %s:%d%s (modules: %s)", config.bind, port,

@@ -151,7 +151,9 @@ async def _rpc_error(exc: grpc.aio.AioRpcError, address: str, chan: Channel,
     if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
         return RemoteError(exc.details())
     if exc.code() != grpc.StatusCode.UNAVAILABLE:
-        return ConnectionLost(f"the session with {address} failed: {exc.details()}")
+        error = ConnectionLost(f"the session with {address} failed: {exc.details()}")
+        error.retryable = exc.code() == grpc.StatusCode.CANCELLED  # not another server's "no"
+        return error
     if chan.received:
         return ConnectionLost(f"lost the connection to the blit daemon at {address} "
                               "in the middle of the transfer")
@@ -273,8 +275,9 @@ async def _with_retries(
         try:
             return await _transfer(verb, sources, destination, options, observer, settings)
         except BlitError as exc:
-            if not exc.retryable or retry > settings.retries:
-                raise
+            if not exc.retryable or retry > settings.retries or (
+                    verb is Verb.MOVE and not isinstance(exc, Unreachable | ConnectTimeout)):
+                raise  # a move may have deleted sources before it failed: never run it twice
             observer.on_warning(f"{exc}; retrying in {settings.retries_sleep:g} s "
                                 f"(retry {retry} of {settings.retries})")
             await asyncio.sleep(settings.retries_sleep)

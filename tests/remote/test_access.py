@@ -19,7 +19,7 @@ from helpers.daemon import Daemon, run
 from helpers.procs import bytes_arrived, wait_for
 from helpers.treecheck import assert_same_tree, find_temp_files
 
-from blit_daemon.access import HostRules, parse_network
+from blit_daemon.access import HostRules, parse_network, peer_address
 from blit_daemon.config import ConfigError, load_config
 from blit_daemon.server import _writable_by_anyone
 
@@ -149,7 +149,7 @@ def test_refused_options_refuse_the_session_and_change_nothing(guarded: Daemon,
 
 
 def start_slow_push(src: Path, target: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "blit_cli", "copy", "--bwlimit", "512K",
+    return subprocess.Popen([sys.executable, "-m", "blit_cli", "copy", "--bwlimit", "256K",
                              f"{src}/", target], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -186,9 +186,20 @@ def test_daemon_host_rules_refuse_every_call(tmp_path: Path) -> None:
         refused(run("copy", f"{src}/", at(daemon, "open", "x/")), reason)
         refused(utils("list-modules", f"127.0.0.1:{daemon.port}"), reason)
         refused(utils("df", at(daemon, "open")), reason)
+        refused(utils("ls", at(daemon, "open")), reason)  # a streaming call
         assert list((tmp_path / "open").iterdir()) == []
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize(("peer", "address"), [
+    ("ipv4:127.0.0.1:5000", "127.0.0.1"),
+    ("ipv6:%5B::1%5D:37850", "::1"),  # as grpc 1.85 writes it
+    ("ipv6:[fd00::7]:9031", "fd00::7"),
+])
+def test_peer_addresses_are_read_from_grpc_peers(peer: str, address: str) -> None:
+    assert peer_address(peer) == address
+    assert HostRules(deny=(parse_network("10.0.0.0/8"),)).permits(peer_address(peer))
 
 
 @pytest.mark.parametrize(("allow", "deny", "address", "permitted"), [

@@ -14,12 +14,12 @@ from helpers.procs import bytes_arrived, finish, start_blit, wait_for
 from helpers.treecheck import assert_same_tree, find_temp_files
 
 MIB = 1 << 20
-SLOW = "1M"  # bytes per second: the 3 MiB file takes a few seconds
+SLOW = "4M"  # bytes per second: the 16 MiB file takes seconds (--bwlimit paces 8 MiB bursts)
 
 
 def make_tree(src: Path) -> None:
     src.mkdir(parents=True)
-    (src / "big.bin").write_bytes(bytes(range(256)) * (3 * MIB // 256))
+    (src / "big.bin").write_bytes(bytes(range(256)) * (16 * MIB // 256))
     for n in range(20):
         (src / f"small{n:02}.txt").write_text(f"small file {n}\n" * 20)
 
@@ -64,7 +64,7 @@ def test_sigterm_lets_a_running_transfer_finish_or_cancels_it_cleanly(
         assert code == 0, err
         assert_same_tree(src, dst)
         return
-    assert code == 10, err
+    assert code == 10, f"exit {code}: {err}"
     assert "Traceback" not in err and err.strip().count("\n") == 0, err
     assert not (dst / "big.bin").exists() or (dst / "big.bin").read_bytes() == \
         (src / "big.bin").read_bytes()
