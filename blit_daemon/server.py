@@ -35,6 +35,7 @@ RESTART_FIELDS = ("bind", "port", "max_sessions", "tls_cert", "tls_key")
 # batches, the work queue, the data-plane threads' end); the default executor's 6 threads (on
 # 2 cores) made sessions beyond the first few queue behind the others' waits.
 THREADS_PER_SESSION = 4
+CLEANUP_TIMEOUT_S = 10.0  # at shutdown, how long cancelled sessions get to clean up
 
 
 class Configured(Protocol):
@@ -91,6 +92,8 @@ async def serve(config: DaemonConfig,
     logger.info("stopping: waiting up to %gs for %d session(s)", config.grace_period,
                 len(service.active))
     await server.stop(config.grace_period)
+    if service.active:  # cancelled sessions remove their temp files before the process ends
+        await asyncio.wait(service.active, timeout=CLEANUP_TIMEOUT_S)
     logger.info("stopped")
     return 0
 
