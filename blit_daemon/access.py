@@ -152,10 +152,14 @@ REFUSABLE: Mapping[str, tuple[str, Callable[[TransferOptions, Verb, bool], bool]
 }
 
 
+def refusal(module_name: str, option: str) -> RemoteError:
+    """The error for a module that refuses `option` (a name in REFUSABLE)."""
+    return RemoteError(f"module {module_name!r} refuses {REFUSABLE[option][0]}")
+
+
 def check_refused(module_name: str, refused: tuple[str, ...], options: TransferOptions,
                   verb: Verb, module_is_source: bool) -> None:
-    """RemoteError naming the first option in `refused` that this transfer asks for."""
+    """The refusal of the first option in `refused` that this transfer asks for."""
     for name in refused:
-        what, asks = REFUSABLE[name]
-        if asks(options, verb, module_is_source):
-            raise RemoteError(f"module {module_name!r} refuses {what}")
+        if REFUSABLE[name][1](options, verb, module_is_source):
+            raise refusal(module_name, name)

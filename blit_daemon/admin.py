@@ -23,7 +23,7 @@ from blit_core.errors import BlitError, ProtocolError, RemoteError, UnsafePathEr
 from blit_core.net import admin as wire
 from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
-from blit_daemon.access import peer_address
+from blit_daemon.access import peer_address, refusal
 from blit_daemon.config import DaemonConfig, ModuleConfig
 from blit_daemon.modules import open_parent, resolve
 
@@ -109,7 +109,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
                 if module.read_only:
                     raise RemoteError(f"module {module.name!r} is read-only")
                 if "delete" in module.refuse_options:
-                    raise RemoteError(f"module {module.name!r} refuses deleting files")
+                    raise refusal(module.name, "delete")
                 if not rel:
                     raise RemoteError(f"refusing to remove the root of module {module.name!r}")
                 _refuse_symlinks(virtual, module, rel)

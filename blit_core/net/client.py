@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import stat
 import time
@@ -174,14 +173,12 @@ async def cannot_connect(address: str, client_tls: tls.ClientTls | None) -> Remo
 async def _session(chan, call, verb, sources, destination, remote, push, paths, options,
                    observer, settings) -> TransferReport:
     started = time.monotonic()
-    hello = pb.Frame(hello=pb.Hello(
+    await chan.send(pb.Frame(hello=pb.Hello(
         protocol=PROTOCOL_VERSION, client_version=__version__, module=remote.module,
         paths=paths, client_role=pb.SOURCE if push else pb.DESTINATION, verb=verb.value,
         options=options_to_wire(options), force_grpc=settings.force_grpc,
-        streams=settings.streams, bwlimit=settings.bwlimit, user=remote.user))
-    await chan.send(hello)
-    first = await chan.recv()
-    welcome = (await _logged_in(chan, remote, first, settings.secret)).welcome
+        streams=settings.streams, bwlimit=settings.bwlimit, user=remote.user)))
+    welcome = (await _logged_in(chan, remote, settings.secret)).welcome
     states = {path: (state.exists, state.is_dir) for path, state in zip(paths, welcome.paths,
                                                                          strict=True)}
     states["/"] = (True, True)  # above the module: resolve_local only asks if it is a directory
@@ -250,11 +247,9 @@ async def _session(chan, call, verb, sources, destination, remote, push, paths, 
     return report
 
 
-async def _logged_in(chan: Channel, remote: RemoteLocation, first: pb.Frame,
-                     secret: bytes | None) -> pb.Frame:
-    """The Welcome: the daemon's `first` frame, or the one after answering its challenge if
-    the module has users."""
-    frame = first
+async def _logged_in(chan: Channel, remote: RemoteLocation, secret: bytes | None) -> pb.Frame:
+    """The Welcome, after answering the daemon's challenge if the module has users."""
+    frame = await chan.recv()
     if frame.HasField("challenge"):
         if secret is None:
             raise RemoteError(f"module {remote.module!r} needs a login: give --password-file "
@@ -271,17 +266,18 @@ async def _with_retries(
     verb: Verb, sources: Sequence[str | RemoteLocation], destination: str | RemoteLocation,
     options: TransferOptions, observer: TransferObserver, settings: RemoteSettings,
 ) -> TransferReport:
-    for retry in itertools.count(1):
+    retry = 0
+    while True:
         try:
             return await _transfer(verb, sources, destination, options, observer, settings)
         except BlitError as exc:
+            retry += 1
             if not exc.retryable or retry > settings.retries or (
                     verb is Verb.MOVE and not isinstance(exc, Unreachable | ConnectTimeout)):
                 raise  # a move may have deleted sources before it failed: never run it twice
             observer.on_warning(f"{exc}; retrying in {settings.retries_sleep:g} s "
                                 f"(retry {retry} of {settings.retries})")
             await asyncio.sleep(settings.retries_sleep)
-    raise AssertionError("unreachable: the attempts above return or raise")
 
 
 def remote_transfer(

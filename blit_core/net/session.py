@@ -294,6 +294,15 @@ class _Threads:
             raise self.error
 
 
+def _until_cancelled(cancelled: threading.Event, attempt: Callable[[], T]) -> T:
+    """`attempt` (a queue operation with a timeout) tried again until it succeeds, from a
+    thread; ConnectionLost once `cancelled` is set (the session has ended)."""
+    while not cancelled.is_set():
+        with contextlib.suppress(queue.Full, queue.Empty):
+            return attempt()
+    raise ConnectionLost("session ended")
+
+
 async def run_source(
     chan: Channel, plane: Plane, roots: Sequence[TransferRoot], options: TransferOptions,
     verb: Verb, observer: TransferObserver, *, jail: str | None = None,
@@ -309,23 +318,12 @@ async def run_source(
     cancelled = threading.Event()
 
     def deliver(batch: Batch) -> None:
-        while not cancelled.is_set():
-            try:
-                batches.put(batch, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise ConnectionLost("session ended")
+        _until_cancelled(cancelled, lambda: batches.put(batch, timeout=0.2))
 
     def next_batch() -> Batch | object:
         """The next batch, or _END; a session that ended stops waiting (the scan then puts
         nothing more, and a thread left waiting would hold up asyncio.run's end forever)."""
-        while not cancelled.is_set():
-            try:
-                return batches.get(timeout=0.2)
-            except queue.Empty:
-                continue
-        raise ConnectionLost("session ended")
+        return _until_cancelled(cancelled, lambda: batches.get(timeout=0.2))
 
     sources = SourceAccess(options, jail)
 
