@@ -132,11 +132,22 @@ class WorkPacker:
 
 class WorkQueue(queue.Queue):
     """The senders' shared, bounded queue of units; it knows whether ranges of large files
-    are waiting (the only work that more streams speed up)."""
+    are waiting (the only work that more streams speed up), and which files changed while
+    they were sent and go again (REDO)."""
 
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
         self.ranges_waiting = 0
+        self.redone: set[int] = set()
+
+    def claim_redo(self, need_id: int) -> int | None:
+        """The new id under which `need_id`, found changed, is sent again; None if another
+        stream (sending another range of it) found it first."""
+        with self.mutex:
+            if need_id in self.redone:
+                return None
+            self.redone.add(need_id)
+            return frames.FIRST_REDO_ID + len(self.redone) - 1
 
     def _put(self, item: Work | ShardWork | None) -> None:
         super()._put(item)
@@ -454,6 +465,7 @@ class Sender:
     def _send_shard(self, files: list[Work]) -> None:
         shard = bytearray()
         content = count = 0
+        changed: list[Work] = []
         for item in files:
             size = item.file.entry.size
             try:
@@ -467,7 +479,7 @@ class Sender:
                 self._abort(item.need_id, exc)
                 continue
             if len(data) != size or not unchanged:
-                self.out.write(frames.encode_abort(item.need_id, CHANGED))
+                changed.append(item)
                 continue
             shard += tarshard.member_header(item.shown, size, item.file.entry.mode,
                                             item.file.entry.mtime_ns // 10**9)
@@ -475,8 +487,12 @@ class Sender:
             shard += tarshard.padding(size)
             content += size
             count += 1
-        if not count:
-            return
+        if count:
+            self._send_shard_bytes(shard, content, count)
+        for item in changed:
+            self._changed(item)
+
+    def _send_shard_bytes(self, shard: bytearray, content: int, count: int) -> None:
         shard += tarshard.END_OF_ARCHIVE
         header = frames.encode_shard_header(len(shard))
         packed = self.compressor and self.compressor.record(header + shard)
@@ -491,6 +507,8 @@ class Sender:
         self.on_sent(len(header) + len(shard), content, count)
 
     def _send_range(self, item: Work) -> None:
+        if item.need_id in self.work.redone:  # another range of it changed: it went again
+            return
         try:
             fd = self.open_file(item.path)
         except OSError as exc:
@@ -511,7 +529,7 @@ class Sender:
             sent = self._send_body(item, fd, body)
             if sent < body:  # the file shrank: fill the promised length, then disown it
                 self.out.write(bytes(body - sent))
-                self.out.write(frames.encode_abort(item.need_id, CHANGED))
+                self._changed(item)
                 return
             try:
                 tail = os.pread(fd, item.length - body, item.offset + body)
@@ -522,7 +540,7 @@ class Sender:
         finally:
             os.close(fd)
         if len(tail) != item.length - body or not unchanged:
-            self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            self._changed(item)
             return
         self._pace(len(tail))
         self.out.write(frames.encode_range_header(item.need_id, item.offset + body, len(tail))
@@ -557,7 +575,7 @@ class Sender:
                 data = os.pread(fd, min(compression.CHUNK, end - offset), offset)
                 last = offset + len(data) == end
                 if not data or (last and not still_as_scanned(fd, item.file.entry)):
-                    self.out.write(frames.encode_abort(item.need_id, CHANGED))
+                    self._changed(item)
                     return
                 record = frames.encode_range_header(item.need_id, offset, len(data)) + data
                 wire = compressor.record(record) or record
@@ -599,7 +617,7 @@ class Sender:
         ops, digest = matcher.finish()
         self._send_ops(ops, 0)
         if not unchanged:
-            self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            self._changed(Work(item.need_id, item.file, item.path, "", 0, item.file.entry.size))
             return
         self.out.write(frames.encode_delta_end(matcher.size, digest))
         self.on_sent(frames.DELTA_END_RECORD.size, 0, 1)
@@ -627,6 +645,29 @@ class Sender:
         if records:
             self.out.write(records)
         self.on_sent(len(records), file_bytes, 0)
+
+    def _changed(self, item: Work) -> None:
+        """`item`'s file changed while it was read. The first time, it goes again, whole, as
+        it is now, on this stream, under a new id (REDO); a second change is reported."""
+        new_id = None if item.need_id >= frames.FIRST_REDO_ID else self.work.claim_redo(
+            item.need_id)
+        if new_id is None:
+            if item.need_id >= frames.FIRST_REDO_ID:
+                self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            return  # else the stream that found it first sends it again
+        try:
+            fd = self.open_file(item.path)
+            try:
+                now = os.fstat(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._abort(item.need_id, exc)
+            return
+        entry = item.file.entry._replace(size=now.st_size, mtime_ns=now.st_mtime_ns)
+        self.out.write(frames.encode_redo(item.need_id, new_id, entry.size, entry.mtime_ns))
+        self._send_range(Work(new_id, item.file._replace(entry=entry), item.path, item.shown,
+                              0, entry.size))
 
     def _abort(self, need_id: int, exc: OSError) -> None:
         vanished = exc.errno == errno.ENOENT
@@ -682,10 +723,13 @@ class RecordHandler:
             self.literal = False
         elif isinstance(event, frames.ShardStart):
             self.shard = bytearray()
-        elif isinstance(event, frames.Abort):
+        elif isinstance(event, frames.Abort | frames.Redo):
             if event.need_id == self.delta:
                 self.delta = None
-            self.dest.abort(event.need_id, event.reason)
+            if isinstance(event, frames.Abort):
+                self.dest.abort(event.need_id, event.reason)
+            else:
+                self.dest.redo(event.need_id, event.new_id, event.size, event.mtime_ns)
         elif isinstance(event, frames.End):
             if self.delta is not None:
                 raise ProtocolError("a connection ended inside a delta")

@@ -467,6 +467,27 @@ class Destination(LocalPipeline):
             vanished = reason.startswith("vanished")
             self._add_failures([FileFailure(need.where.shown, reason, vanished)])
 
+    def redo(self, need_id: int, new_id: int, size: int, mtime_ns: int) -> None:
+        """The file changed while the SOURCE sent it: what arrived of it is dropped (and what
+        still comes under `need_id` ignored), and it comes again, whole, as `new_id`, with the
+        size and mtime it has now. The codec allows this once per file: a new id is never
+        below FIRST_REDO_ID, nor a manifest's id at or above it."""
+        with self.lock:
+            if new_id in self.needs or new_id in self.given_up:
+                raise ProtocolError(f"file id {new_id} was given twice")
+            need = self._need(need_id)
+            if need is None:  # given up already: so is its second sending
+                self.given_up.add(new_id)
+                return
+            self._drop(need_id, need)  # closes a delta's basis: that delta has ended
+            self.given_up.add(need_id)
+            entry = need.item.entry._replace(size=size, mtime_ns=mtime_ns)
+            self.needs[new_id] = _Need(need.where, need.item._replace(entry=entry),
+                                       partial=need.partial)
+            for group in self.link_groups.values():
+                if group.leader_id == need_id:
+                    group.leader_id = new_id
+
     def _need(self, need_id: int) -> _Need | None:
         """The need an id names; None for one given up on already (its data is ignored)."""
         need = self.needs.get(need_id)

@@ -222,6 +222,16 @@ class Decoder:
             size, digest = fields
             self._check("delta size", size, frames.MAX_FILE_END)
             return frames.DeltaEnd(size, bytes(digest))
+        if kind == frames.REDO:
+            if (fields := self._fixed(frames.REDO_RECORD)) is None:
+                return self._short()
+            need_id, new_id, size, mtime_ns = fields
+            self._check("need_id", need_id, frames.FIRST_REDO_ID - 1)
+            self._check("new id", new_id, lim.max_need_id)
+            if new_id < frames.FIRST_REDO_ID:
+                raise ProtocolError(f"new id {new_id} is below {frames.FIRST_REDO_ID}")
+            self._check("redo size", size, frames.MAX_FILE_END)
+            return frames.Redo(need_id, new_id, size, mtime_ns)
         if kind == frames.END:
             self._pos += 1
             if self.buffered:

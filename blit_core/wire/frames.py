@@ -16,6 +16,12 @@ are big-endian:
     ZREC   0x09  raw_length u32, compressed_length u32, then a zstd frame (declaring its
                  content size) of exactly one whole RANGE, SHARD or LIT record of raw_length
                  bytes; never another ZREC
+    REDO   0x0A  need_id u64, new_id u64, size u64, mtime_ns i64: the file `need_id` changed
+                 while it was sent. The receiver drops what it has of it (and ignores what
+                 still comes under `need_id`); it comes again, whole, as RANGE records of
+                 `new_id` on this connection, with this size and mtime. A manifest's ids are
+                 below FIRST_REDO_ID, and a REDO's new ids at or above it: a file is sent
+                 again at most once
 
 The decoder (`blit_core.wire.codec.Decoder`) turns bytes into the events defined here."""
 
@@ -42,6 +48,7 @@ COPY = 0x06
 LITERAL = 0x07
 DELTA_END = 0x08
 COMPRESSED = 0x09
+REDO = 0x0A
 
 RANGE_HEADER = struct.Struct(">BQQQ")  # type, need_id, offset, length
 SHARD_HEADER = struct.Struct(">BQ")  # type, length
@@ -51,10 +58,12 @@ COPY_RECORD = struct.Struct(">BQQ")  # type, block, count
 LITERAL_HEADER = struct.Struct(">BQ")  # type, length
 DELTA_END_RECORD = struct.Struct(">BQ16s")  # type, size, digest
 COMPRESSED_HEADER = struct.Struct(">BII")  # type, raw_length, compressed_length
+REDO_RECORD = struct.Struct(">BQQQq")  # type, need_id, new_id, size, mtime_ns
 
 MAX_REASON_BYTES = 4096
 # A range must end at an offset the receiver can pwrite to (off_t is signed 64-bit).
 MAX_FILE_END = (1 << 63) - 1
+FIRST_REDO_ID = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +145,16 @@ class DeltaEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class Redo:
+    """The file `need_id` comes again, whole, as `new_id`, with this size and mtime."""
+
+    need_id: int
+    new_id: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """The sender has nothing more for this connection."""
 
@@ -149,7 +168,7 @@ class NeedData(enum.Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 Event = (RangeStart | ShardStart | Data | PayloadEnd | Abort | End | DeltaStart | CopyBlocks
-         | LiteralStart | DeltaEnd)
+         | LiteralStart | DeltaEnd | Redo)
 
 
 def encode_preface(token: bytes) -> bytes:
@@ -222,6 +241,15 @@ def encode_literal_header(length: int) -> bytes:
 def encode_delta_end(size: int, digest: bytes) -> bytes:
     _check("delta size", size, MAX_FILE_END)
     return DELTA_END_RECORD.pack(DELTA_END, size, digest)
+
+
+def encode_redo(need_id: int, new_id: int, size: int, mtime_ns: int) -> bytes:
+    """A whole REDO record: `need_id` is sent again as `new_id`, with this size and mtime."""
+    _check("need_id", need_id, FIRST_REDO_ID - 1)
+    if not FIRST_REDO_ID <= new_id <= DEFAULT_LIMITS.max_need_id:
+        raise ValueError(f"a new id must be in {FIRST_REDO_ID}..{DEFAULT_LIMITS.max_need_id}")
+    _check("redo size", size, MAX_FILE_END)
+    return REDO_RECORD.pack(REDO, need_id, new_id, size, mtime_ns)
 
 
 def encode_compressed_header(raw_length: int, compressed_length: int) -> bytes:

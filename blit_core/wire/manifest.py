@@ -25,6 +25,7 @@ from typing import NamedTuple
 from blit_core.errors import ProtocolError, UnsafePathError
 from blit_core.models import FileEntry
 from blit_core.pathsafe import validate_wire_path
+from blit_core.wire.frames import FIRST_REDO_ID
 
 K_ROOT, K_DIR, K_ENTRY, K_DIR_END, K_CONFIRM = range(1, 6)
 _STAT_NAME = struct.Struct(">IQqqIIIQQQH")  # an entry's stat fields and its name's length
@@ -141,7 +142,7 @@ def read_records(data: bytes) -> Iterator[Record]:
     while reader.pos < len(view):
         kind = reader.u8()
         if kind == K_ENTRY:
-            entry_id = reader.u64()
+            entry_id = reader.entry_id()
             entry, digest = reader.entry()
             yield EntryRecord(entry_id, entry, digest)
         elif kind == K_DIR:
@@ -151,7 +152,7 @@ def read_records(data: bytes) -> Iterator[Record]:
             yield DirEnd(bool(reader.u8() & 1))
         elif kind == K_ROOT:
             root = reader.u32()
-            entry_id = reader.u64()
+            entry_id = reader.entry_id()
             entry, digest = reader.entry(is_root=True)
             yield RootRecord(root, entry_id, entry, digest)
         elif kind == K_CONFIRM:
@@ -182,8 +183,12 @@ class _Reader:
     def u32(self) -> int:
         return self.unpack(_U32)[0]
 
-    def u64(self) -> int:
-        return self.unpack(_U64)[0]
+    def entry_id(self) -> int:
+        """An entry's id: below the ids a data-plane REDO gives files sent again."""
+        entry_id = self.unpack(_U64)[0]
+        if entry_id >= FIRST_REDO_ID:
+            raise ProtocolError(f"manifest entry id {entry_id} is not below {FIRST_REDO_ID}")
+        return entry_id
 
     def raw(self, length: int, limit: int, what: str) -> bytes:
         if length > limit:

@@ -62,6 +62,11 @@ records = st.one_of(
     st.builds(frames.encode_copy, st.integers(0, 1 << 40), st.integers(0, 1 << 40)),
     st.builds(frames.encode_delta_end, st.integers(0, 1 << 62), st.binary(min_size=16,
                                                                           max_size=16)),
+    st.builds(frames.encode_redo, st.integers(0, frames.FIRST_REDO_ID - 1),
+              st.integers(frames.FIRST_REDO_ID, (1 << 63) - 1), st.integers(0, 1 << 40),
+              st.integers(-(1 << 63), (1 << 63) - 1)),
+    st.builds(frames.REDO_RECORD.pack, st.just(frames.REDO), lengths, lengths, lengths,
+              st.integers(-(1 << 63), (1 << 63) - 1)),
 )
 streams = st.lists(records, max_size=8).map(lambda rs: b"".join(rs) + frames.encode_end())
 hostile_streams = st.one_of(st.binary(max_size=2000), streams.flatmap(mutated))

@@ -104,6 +104,12 @@ def destination_scripts(draw: st.DrawFn) -> list[pb.Frame]:
         entries, files = draw(trees())
         script.append(pb.Frame(manifest=pb.Manifest(batch=batch, entries=draw(mutated(entries)))))
         for need_id, size in files:
+            if draw(st.integers(0, 3)) == 0:  # half sent, then again (new id perhaps reused)
+                new_id = frames.FIRST_REDO_ID + draw(st.integers(0, 2))
+                new_size = draw(st.integers(0, 3000))
+                stream += frames.encode_range_header(need_id, 0, size // 2) + bytes(size // 2)
+                stream += frames.encode_redo(need_id, new_id, new_size, MTIME_NS)
+                need_id, size = new_id, new_size
             stream += frames.encode_range_header(need_id, 0, size) + bytes(size)
     stream += frames.encode_end()
     script += draw(st.lists(messages(pb.Frame), max_size=2))

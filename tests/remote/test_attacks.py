@@ -543,7 +543,11 @@ def _data_plane_cases(arena: Arena) -> dict[str, tuple[bytes, str]]:
                                          + PAYLOAD, "beyond its size"),
         "range longer than the file": (frames.encode_range_header(1, 0, size + 4) + PAYLOAD
                                        + b"more", "beyond its size"),
-        "unknown record type": (b"\x0a" + PAYLOAD, "unknown record type"),
+        "unknown record type": (b"\x7f" + PAYLOAD, "unknown record type"),
+        "a file sent again, again": (frames.REDO_RECORD.pack(
+            frames.REDO, frames.FIRST_REDO_ID, frames.FIRST_REDO_ID + 1, size, 0), "need_id"),
+        "a new id given twice": (frames.encode_redo(1, frames.FIRST_REDO_ID, size, 0) * 2,
+                                 "given twice"),
         # a compressed record claiming the victim's range, holding 64 MiB of zeros
         "decompression bomb": (_zrec_claiming(
             len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(64 << 20)),

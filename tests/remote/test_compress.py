@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
+from helpers.capture import Capture
 from helpers.daemon import Daemon, sides, transfer
 from helpers.treecheck import assert_same_tree
 
@@ -20,7 +21,6 @@ from blit_core.net.tuning import StreamGate
 from blit_core.options import DEFAULT_COMPRESS_LEVEL
 from blit_core.transfer.source import SourceFile
 from blit_core.wire import frames
-from blit_core.wire.codec import Decoder
 from blit_core.wire.compression import Compressor
 
 WORDS = [b"alpha", b"bravo", b"charlie", b"delta", b"echo", b"foxtrot", b"golf", b"hotel"]
@@ -35,23 +35,6 @@ def text(size: int, seed: int = 0) -> bytes:
     return bytes(out[:size])
 
 
-class Capture:
-    """An Output that keeps every write (each starts a record) and the bytes in order."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.stream = bytearray()
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.writes.append(bytes(data))
-        self.stream += data
-
-    def send_file(self, fd: int, offset: int, count: int) -> int:
-        data = os.pread(fd, count, offset)
-        self.stream += data
-        return len(data)
-
-
 def send_one_file(path: Path) -> Capture:
     """One sender thread with a compressor sends the file as one range, then END."""
     out, work = Capture(), WorkQueue(4)
@@ -63,14 +46,8 @@ def send_one_file(path: Path) -> Capture:
     return out
 
 
-def decoded_payload(stream: bytes) -> bytes:
-    decoder, payload = Decoder(), bytearray()
-    decoder.receive_data(stream)
-    while not isinstance(event := decoder.next_event(), frames.End):
-        assert event is not frames.NEED_DATA
-        if isinstance(event, frames.Data):
-            payload += event.chunk
-    return bytes(payload)
+def decoded_payload(out: Capture) -> bytes:
+    return b"".join(event.chunk for event in out.events() if isinstance(event, frames.Data))
 
 
 @pytest.mark.parametrize(("name", "make", "compressed"), [
@@ -92,7 +69,7 @@ def test_a_sender_compresses_a_file_only_if_it_shrinks(name, make, compressed,
     else:
         assert kinds == {frames.RANGE, frames.END}
         assert len(out.stream) > len(content)
-    assert decoded_payload(bytes(out.stream)) == content
+    assert decoded_payload(out) == content
 
 
 def wire(report: dict) -> int:

@@ -1,16 +1,21 @@
 """A source file that changes or vanishes while a push or a pull is sending it, with real
 processes: the test rewrites, grows or shrinks a large file while it streams (under
---bwlimit, on one stream), or removes a small file queued behind it.
+--bwlimit, on one stream), keeps changing it, or removes a small file queued behind it.
 
-What must hold: a change is detected (size or mtime against the scan) and the file is reported
-(exit 23, "changed during the transfer"), never committed torn: the destination keeps its
-older version; a file that vanished is reported as such (exit 24); every other file lands
-whole; no temp file is left."""
+What must hold: a change is detected (size or mtime against the scan) and the file is sent
+again, once, as it is then: the transfer succeeds and the destination holds the new version
+with its mtime. A file that changes again during that second sending is reported (exit 23,
+"changed during the transfer"), never committed torn: the destination keeps its older
+version. A file that vanished is reported as such (exit 24). Every other file lands whole; no
+temp file is left. (tests/core/test_sender_changed_source.py covers each way a file travels,
+shards and deltas included.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,6 +30,7 @@ RATE = "8M"
 DOOMED = "doomed.txt"
 START_TIMEOUT_S = 40.0
 EXIT_TIMEOUT_S = 60.0
+CHANGE_EVERY_S = 0.2
 OLD_BYTES = b"the destination's older version"
 EXIT_PARTIAL = 23
 EXIT_VANISHED = 24
@@ -63,33 +69,107 @@ def streaming(dst: Path) -> bool:
         return False
 
 
-@pytest.mark.parametrize("how", ["rewritten", "grown", "shrunk", "vanished"])
-@pytest.mark.parametrize("direction", ["push", "pull"])
-def test_a_source_file_changing_or_vanishing_mid_transfer_is_reported_not_torn(
-    direction: str, how: str, daemon: Daemon, tmp_path: Path,
-    reaper: list[subprocess.Popen[str]],
-) -> None:
+def start(direction: str, daemon: Daemon, tmp_path: Path, *,
+          basis: bytes = OLD_BYTES) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A copy of a fresh source under way, the large file's bytes arriving; the destination
+    held `basis` as its older version of it."""
     src, dst = sides(direction, daemon, tmp_path)
     make_source(src)
     dst.mkdir()
-    (dst / BIG).write_bytes(OLD_BYTES)
+    (dst / BIG).write_bytes(basis)
     os.utime(dst / BIG, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
-
     client = start_blit(*transfer_args(direction, daemon, "copy", src, dst,
                                        "--bwlimit", RATE, "--streams", "1"))
-    reaper.append(client)
     wait_for(lambda: streaming(dst), START_TIMEOUT_S, "the large file streaming", client)
+    return src, dst, client
+
+
+@pytest.mark.parametrize("how", ["rewritten", "grown", "shrunk"])
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_source_file_that_changed_mid_transfer_is_sent_again_as_it_is_now(
+    direction: str, how: str, daemon: Daemon, tmp_path: Path,
+    reaper: list[subprocess.Popen[str]],
+) -> None:
+    src, dst, client = start(direction, daemon, tmp_path)
+    reaper.append(client)
     change(src, how)
     code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} after the change")
 
-    assert "Traceback" not in err
+    assert code == 0, err
     assert find_temp_files(dst) == []
-    if how == "vanished":
-        assert code == EXIT_VANISHED, err
-        assert f"{DOOMED}: vanished during the transfer" in err, err
-        assert_same_tree(src, dst, check_root_meta=False)
-        return
+    assert (dst / BIG).read_bytes() == (src / BIG).read_bytes()
+    assert_same_tree(src, dst, check_root_meta=False)  # the large file's new mtime included
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_file_changing_while_sent_as_a_delta_is_sent_again_whole(
+    direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+) -> None:
+    """The destination's older version shares the first half: the file goes as a delta
+    (its literals paced), changes, and goes again whole."""
+    src, dst = sides(direction, daemon, tmp_path)
+    basis = tmp_path / "basis"
+    basis.write_bytes(os.urandom(BIG_SIZE))
+    src.mkdir(parents=True)
+    shared = basis.read_bytes()[:BIG_SIZE // 2]
+    (src / BIG).write_bytes(shared + os.urandom(BIG_SIZE // 2))
+    dst.mkdir()
+    (dst / BIG).write_bytes(basis.read_bytes())
+    client = start_blit(*transfer_args(direction, daemon, "copy", src, dst, "--json",
+                                       "--bwlimit", RATE, "--streams", "1"))
+    reaper.append(client)
+    wait_for(lambda: streaming(dst), START_TIMEOUT_S, "the delta's bytes arriving", client)
+    change(src, "rewritten")
+    code, out, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} after the change")
+
+    assert code == 0, err
+    report = json.loads(out)
+    # the delta's literals (half the file, all sent before the change was seen), then all of it
+    assert report["wire_bytes_sent"] + report["wire_bytes_received"] > 1.4 * BIG_SIZE
+    assert find_temp_files(dst) == []
+    assert (dst / BIG).read_bytes() == (src / BIG).read_bytes()
+    assert_same_tree(src, dst, check_root_meta=False)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_source_file_that_keeps_changing_is_reported_and_never_torn(
+    direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+) -> None:
+    src, dst, client = start(direction, daemon, tmp_path)
+    reaper.append(client)
+    done = threading.Event()
+
+    def keep_growing() -> None:
+        while not done.wait(CHANGE_EVERY_S):
+            change(src, "grown")
+
+    grower = threading.Thread(target=keep_growing)
+    grower.start()
+    try:
+        code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} of a changing file")
+    finally:
+        done.set()
+        grower.join()
+
+    assert "Traceback" not in err
     assert code == EXIT_PARTIAL, err
     assert f"{BIG}: changed during the transfer" in err, err
+    assert find_temp_files(dst) == []
     assert (dst / BIG).read_bytes() == OLD_BYTES
     assert_same_tree(src, dst, check_root_meta=False, ignore=lambda rel: rel == BIG)
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_source_file_that_vanished_mid_transfer_is_reported_as_vanished(
+    direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+) -> None:
+    src, dst, client = start(direction, daemon, tmp_path)
+    reaper.append(client)
+    change(src, "vanished")
+    code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} after the removal")
+
+    assert "Traceback" not in err
+    assert find_temp_files(dst) == []
+    assert code == EXIT_VANISHED, err
+    assert f"{DOOMED}: vanished during the transfer" in err, err
+    assert_same_tree(src, dst, check_root_meta=False)

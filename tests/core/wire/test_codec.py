@@ -28,6 +28,7 @@ from blit_core.wire.frames import (
     LiteralStart,
     PayloadEnd,
     RangeStart,
+    Redo,
     ShardStart,
 )
 
@@ -35,8 +36,8 @@ MiB = 1 << 20
 
 # Records as the tests model them: ("range", need_id, offset, payload), ("shard", payload),
 # ("abort", need_id, reason), ("delta", need_id), ("copy", block, count), ("lit", payload),
-# ("dend", size, digest), ("end",); ("z", record) is a range, shard or lit record compressed,
-# which decodes as the record itself.
+# ("dend", size, digest), ("redo", need_id, new_id, size, mtime_ns), ("end",); ("z", record)
+# is a range, shard or lit record compressed, which decodes as the record itself.
 
 
 def zrec(raw: bytes, frame: bytes | None = None) -> bytes:
@@ -68,6 +69,8 @@ def encode(records: list[tuple]) -> bytes:
             out += frames.encode_literal_header(len(rec[1])) + rec[1]
         elif rec[0] == "dend":
             out += frames.encode_delta_end(rec[1], rec[2])
+        elif rec[0] == "redo":
+            out += frames.encode_redo(*rec[1:])
         else:
             out += frames.encode_end()
     return bytes(out)
@@ -104,9 +107,10 @@ class Reassembler:
         elif isinstance(event, Abort):
             assert self.current is None
             self.records.append(("abort", event.need_id, event.reason))
-        elif isinstance(event, DeltaStart | CopyBlocks | DeltaEnd):
+        elif isinstance(event, DeltaStart | CopyBlocks | DeltaEnd | Redo):
             assert self.current is None
-            kind = {DeltaStart: "delta", CopyBlocks: "copy", DeltaEnd: "dend"}[type(event)]
+            kind = {DeltaStart: "delta", CopyBlocks: "copy", DeltaEnd: "dend",
+                    Redo: "redo"}[type(event)]
             self.records.append((kind, *(getattr(event, f) for f in event.__slots__)))
         else:
             assert isinstance(event, End) and self.current is None
@@ -151,6 +155,7 @@ SMALL = [
     ("copy", 17, 1),
     ("lit", b""),
     ("dend", 12345, bytes(range(16))),
+    ("redo", 6, frames.FIRST_REDO_ID, 4096, -1_000_000_007),
     ("z", ("range", 5, 100, b"compressible " * 500)),
     ("z", ("shard", bytes(10_000))),
     ("z", ("lit", b"")),
@@ -203,6 +208,9 @@ records_strategy = st.lists(
         st.tuples(st.just("delta"), st.integers(0, 2**63 - 1)),
         st.tuples(st.just("copy"), st.integers(0, 2**40), st.integers(0, 2**40)),
         st.tuples(st.just("dend"), st.integers(0, 2**63 - 1), st.binary(min_size=16, max_size=16)),
+        st.tuples(st.just("redo"), st.integers(0, frames.FIRST_REDO_ID - 1),
+                  st.integers(frames.FIRST_REDO_ID, 2**63 - 1), st.integers(0, 2**63 - 1),
+                  st.integers(-(2**63), 2**63 - 1)),
     )
 ).map(lambda recs: [*recs, ("end",)])
 
@@ -313,6 +321,16 @@ def test_abort_reason_over_limit_is_rejected_before_the_reason_arrives():
 def test_need_id_over_limit_is_rejected(header):
     err = rejected_after(header)
     assert "need_id" in str(err) and str(2**63 - 1) in str(err)
+
+
+@pytest.mark.parametrize(("need_id", "new_id", "problem"), [
+    (frames.FIRST_REDO_ID, frames.FIRST_REDO_ID + 1, "need_id"),  # a file sent again, again
+    (5, frames.FIRST_REDO_ID - 1, "new id"),  # a new id a manifest could have given
+    (5, 2**63, "new id"),
+])
+def test_a_redo_outside_its_id_ranges_is_refused(need_id, new_id, problem):
+    err = rejected_after(struct.pack(">BQQQq", frames.REDO, need_id, new_id, 10, 0))
+    assert problem in str(err)
 
 
 def test_a_compressed_record_is_checked_before_anything_is_inflated():
@@ -452,6 +470,9 @@ def test_encode_preface_rejects_a_16_byte_token():
         lambda: frames.encode_shard_header(2**30 + 1),
         lambda: frames.encode_shard_header(-1),
         lambda: frames.encode_abort(2**63, "x"),
+        lambda: frames.encode_redo(frames.FIRST_REDO_ID, frames.FIRST_REDO_ID, 0, 0),
+        lambda: frames.encode_redo(1, frames.FIRST_REDO_ID - 1, 0, 0),
+        lambda: frames.encode_redo(1, frames.FIRST_REDO_ID, 2**63, 0),
     ],
 )
 def test_encoders_validate_against_the_limits(call):
