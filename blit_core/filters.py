@@ -192,22 +192,68 @@ def _tokenize(pat: bytes) -> list[_Token] | None:
     return tokens
 
 
-def _emit(tokens: list[_Token]) -> str:
-    """Regex source (pure ASCII, usable for str and bytes) for a token list."""
+def _atoms(tokens: list[_Token]) -> str:
+    """Regex source (pure ASCII, usable for str and bytes) for tokens of one character each."""
     out: list[str] = []
     for kind, value in tokens:
         if kind == _LIT:
             assert isinstance(value, int)
             out.append(re.escape(chr(value)) if value < 0x80 else f"\\x{value:02x}")
-        elif kind == _STAR:
-            out.append("[^/]*")
-        elif kind == _STARSTAR:
-            out.append(".*")
         elif kind == _ANY:
             out.append("[^/]")
         else:
-            assert isinstance(value, str)
+            assert kind == _CLASS and isinstance(value, str)
             out.append(value)
+    return "".join(out)
+
+
+def _block(tokens: list[_Token], ends_pattern: bool) -> str:
+    """A run of tokens with no `**`: segments of single characters between `*`s. Each `*`
+    takes its segment's leftmost place, atomically, unless it is the pattern's last."""
+    segments: list[list[_Token]] = [[]]
+    for token in tokens:
+        if token[0] == _STAR:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    out = [_atoms(segments[0])]
+    for index, segment in enumerate(segments[1:], 1):
+        if ends_pattern and index == len(segments) - 1:
+            out.append(f"[^/]*{_atoms(segment)}")
+        else:
+            out.append(f"(?>[^/]*?{_atoms(segment)})")
+    return "".join(out)
+
+
+def _emit(tokens: list[_Token], any_dirs_first: bool = False) -> str:
+    """Regex source to fullmatch a token list (after any run of whole directories, if
+    `any_dirs_first`).
+
+    Its backtracking is bounded: `*a*a*a*a*b` compiled naively takes time exponential in its
+    stars on a long name of 'a's. The pattern is cut at each `**` into blocks, and wherever
+    the leftmost match is as good as any other, it is taken in an atomic group, which the
+    engine never tries again:
+    * a segment between two `*`s: the text between its leftmost place and a later one is
+      either the segment's own (non-slash) characters, which the next `*` can take, or (if
+      the segment holds a '/') there is no other place, the `*` before it being unable to
+      cross a '/';
+    * a segment between `*` and `**`, or a block (or the directories and the first block)
+      followed by `**`: the leftmost start ends no later than any other (each `*` inside
+      stays in its own component), and the `**` takes whatever lies between.
+    Only the last block's start and its last `*` are tried at every place, so matching a
+    path of n characters costs O(n^2) steps at worst."""
+    blocks: list[list[_Token]] = [[]]
+    for token in tokens:
+        if token[0] == _STARSTAR:
+            blocks.append([])
+        else:
+            blocks[-1].append(token)
+    if len(blocks) == 1:
+        return ("(?:.*/)?" if any_dirs_first else "") + _block(blocks[0], ends_pattern=True)
+    first = _block(blocks[0], ends_pattern=False)
+    out = [f"(?>(?:.*?/)??{first})" if any_dirs_first else first]  # the leftmost start
+    out.extend(f"(?>.*?{_block(block, ends_pattern=False)})" for block in blocks[1:-1])
+    out.append(".*" + _block(blocks[-1], ends_pattern=True))
     return "".join(out)
 
 
@@ -218,10 +264,10 @@ def _path_regex(tokens: list[_Token], anchored: bool, starstar_prefix: bool) -> 
     if starstar_prefix:
         # rsync matches such a pattern against "/" + path, so a leading "**/" may match nothing.
         if len(tokens) > 1 and tokens[1] == (_LIT, _SLASH):
-            return "(?:.*/)?" + _emit(tokens[2:])
+            return _emit(tokens[2:], any_dirs_first=True)
         return _emit(tokens)
     # Unanchored: at the start of the path or just after any '/'.
-    return "(?:.*/)?" + _emit(tokens)
+    return _emit(tokens, any_dirs_first=True)
 
 
 # Rule kinds after compilation.
