@@ -135,7 +135,8 @@ class BlitService(pb_grpc.BlitServicer):
                 await run_source(chan, plane, roots, options, verb, NullObserver(),
                                  jail=module.path)
             else:
-                dest = Destination(roots, verb, options, RelayObserver(), jail=module.path)
+                dest = Destination(roots, verb, options, RelayObserver(), jail=module.path,
+                                   module=module.name)
                 await run_destination(chan, plane, dest)
         finally:
             dataplane.close_all(socks)

@@ -95,10 +95,12 @@ class Destination(LocalPipeline):
         observer: TransferObserver,
         *,
         jail: str | None = None,
+        module: str = "",
     ) -> None:
         # Progress is counted here, as bytes arrive from several streams at once.
         worker = Worker(roots, dataclasses.replace(options, want_progress=False), verb,
-                        self._on_worker_message, remote_source=True, jail=jail)
+                        self._on_worker_message, remote_source=True, jail=jail,
+                        module=module)
         super().__init__(roots, verb, options, observer, local_worker=worker)
         self.lock = threading.RLock()
         self.started = time.monotonic()

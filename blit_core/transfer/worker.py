@@ -80,6 +80,7 @@ class Worker:
         *,
         remote_source: bool = False,
         jail: str | None = None,
+        module: str = "",
         manifest: ManifestOutput | None = None,
     ) -> None:
         """`remote_source`: the source is on the other side of a session (this worker is a
@@ -87,13 +88,15 @@ class Worker:
         handed back as CopyJobs (needs) instead of run, and a move's sources are confirmed
         in result.confirmed rather than removed. `jail`: every root on this side (the
         destination's, or with `manifest` the source's) lies beneath this directory (a daemon
-        module) and is reached, listed and read without following any symlink.
+        module, which clients call `module`) and is reached, listed and read without
+        following any symlink.
         `manifest`: this worker is a remote transfer's SOURCE: listings (and roots) are
         written there instead of being compared with a destination."""
         self.roots = roots
         self.manifest = manifest
         self.remote_source = remote_source
         self.jail = jail
+        self.module = module
         self._jailed_source = jail is not None and manifest is not None
         self.source_digests: dict[tuple[int, str], bytes] = {}
         self.options = options
@@ -255,12 +258,13 @@ class Worker:
 
     def _destination_shown(self) -> str:
         """The destination directory as the user named it (DST), or in a daemon's module as
-        a path there (the daemon's own paths are not for its clients)."""
+        the client names it, "/MODULE/path/" (the daemon's own paths are not for clients)."""
         root = self.roots[0]
         path = root.dst if root.is_dir and not root.prefix else os.path.dirname(root.dst)
         if self.jail is None:
             return os.path.join(path or ".", "")
-        return f"the daemon's module at {os.path.join(os.path.relpath(path, self.jail), '')}"
+        rel = os.path.relpath(path, self.jail)
+        return f"{os.path.join('/', self.module, '' if rel == '.' else rel, '')} on the daemon"
 
     def _count_bytes(self, num_bytes: int) -> None:
         """Bytes copied so far within the current file (large files report as they go)."""

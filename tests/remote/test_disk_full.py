@@ -65,7 +65,7 @@ def test_remote_move_into_a_full_destination_fails_cleanly(
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("blit: error: ")]
     assert len(errors) == 1, result.stderr
-    named = "the daemon's module at dst/" if direction == "push" else f"{dst}/"
+    named = "/default/dst/ on the daemon" if direction == "push" else f"{dst}/"
     assert f"no space left on device in {named} (writing " in errors[0], errors[0]
     assert find_temp_files(small) == []
     assert snapshot(src) == src_before, "the source of the failed move changed"
