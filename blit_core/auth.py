@@ -15,12 +15,22 @@ from blit_core.errors import UsageError
 NONCE_BYTES = 32
 PASSWORD_ENV = "BLIT_PASSWORD"
 _CONTEXT = b"blit-auth-1\0"
+# An admin call's login, as call metadata: the user (UTF-8), a nonce from NewChallenge, the
+# answer.
+USER_KEY, NONCE_KEY, ANSWER_KEY = "blit-user-bin", "blit-nonce-bin", "blit-answer-bin"
 
 
 def answer(secret: bytes, nonce: bytes, module: str, user: str) -> bytes:
     """The answer to `nonce` for `user` logging in to `module`."""
     context = _CONTEXT + nonce + b"\0" + module.encode() + b"\0" + user.encode()
     return hmac.new(secret, context, hashlib.sha256).digest()
+
+
+def login_metadata(secret: bytes, nonce: bytes, module: str,
+                   user: str) -> tuple[tuple[str, bytes], ...]:
+    """The metadata of an admin call that logs in to `module` as `user`."""
+    return ((USER_KEY, user.encode()), (NONCE_KEY, nonce),
+            (ANSWER_KEY, answer(secret, nonce, module, user)))
 
 
 def answers_match(given: bytes, expected: bytes) -> bool:

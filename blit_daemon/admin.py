@@ -3,7 +3,9 @@ modules. Paths are resolved as transfer paths are (blit_daemon.modules: refused,
 normalised; walked without following symlinks), the filesystem work is blit_core.admin's, run
 off the event loop, and streams go out in batches as the work produces them. A refusal ends
 the call with a status whose details are one line for the user. When a caller goes away, the
-work it started stops at the next entry."""
+work it started stops at the next entry. A path in a module with users needs the caller's
+login (blit_daemon.login.admin_login): a nonce from NewChallenge, answered in the call's
+metadata."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_daemon.access import peer_address, refusal
 from blit_daemon.config import DaemonConfig, ModuleConfig
+from blit_daemon.login import ChallengeBook, LoginLimiter, admin_login
 from blit_daemon.modules import open_parent, resolve
 
 logger = logging.getLogger("blit_daemon")
@@ -38,10 +41,17 @@ T = TypeVar("T")
 
 class AdminService(pb_grpc.BlitAdminServicer):
     """Reads the modules from `self.config` on every call, so a reloaded configuration (which
-    replaces `config`) applies to the next call."""
+    replaces `config`) applies to the next call. `logins`: failed logins per address, shared
+    with transfers."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, logins: LoginLimiter) -> None:
         self.config = config
+        self.logins = logins
+        self.challenges = ChallengeBook()
+
+    async def NewChallenge(self, request: pb.ChallengeRequest,
+                           context: grpc.aio.ServicerContext) -> pb.Challenge:
+        return pb.Challenge(nonce=self.challenges.issue())
 
     async def ListModules(self, request: pb.ListModulesRequest,
                           context: grpc.aio.ServicerContext) -> pb.ModuleList:
@@ -87,10 +97,10 @@ class AdminService(pb_grpc.BlitAdminServicer):
     async def DiskFree(self, request: pb.PathRequest,
                        context: grpc.aio.ServicerContext) -> pb.Space:
         virtual = os.fsdecode(request.path)
-        address = peer_address(context.peer())
+        caller = _Caller(self, context)
 
         def work() -> admin.Space:
-            with self._target(virtual, address) as (parent_fd, name):
+            with self._target(virtual, caller) as (parent_fd, name):
                 return admin.disk_free(parent_fd, name)
 
         try:
@@ -101,11 +111,11 @@ class AdminService(pb_grpc.BlitAdminServicer):
     async def Remove(self, request: pb.RemoveRequest,
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RemoveReply]:
         targets = []
-        address = peer_address(context.peer())
+        caller = _Caller(self, context)
         try:  # the whole request is refused before anything goes
             for path in request.paths:
                 virtual = os.fsdecode(path)
-                module, rel = _resolve(self.config, virtual, address)
+                module, rel = caller.resolve(virtual)
                 if module.read_only:
                     raise RemoteError(f"module {module.name!r} is read-only")
                 if "delete" in module.refuse_options:
@@ -131,8 +141,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
                            context: grpc.aio.ServicerContext) -> pb.Completions:
         virtual = os.fsdecode(request.path)
         try:
-            found = await asyncio.to_thread(self._complete, virtual,
-                                            peer_address(context.peer()))
+            found = await asyncio.to_thread(self._complete, virtual, _Caller(self, context))
         except (BlitError, OSError) as exc:
             await _refuse(context, exc, virtual)
         return pb.Completions(paths=[os.fsencode(path) for path in found])
@@ -144,10 +153,10 @@ class AdminService(pb_grpc.BlitAdminServicer):
         """Run `work` on the target `path` names, in a thread, sending what it yields in
         batches as `reply(entries=...)` messages."""
         virtual = os.fsdecode(path)
-        address = peer_address(context.peer())
+        caller = _Caller(self, context)
 
         def produce(stop: threading.Event) -> Generator[T, None, None]:
-            with self._target(virtual, address) as (parent_fd, name):
+            with self._target(virtual, caller) as (parent_fd, name):
                 yield from work(parent_fd, name, stop)
 
         async with contextlib.aclosing(_pumped(context, produce, to_wire, virtual)) as batches:
@@ -155,39 +164,53 @@ class AdminService(pb_grpc.BlitAdminServicer):
                 yield reply(entries=batch)
 
     @contextlib.contextmanager
-    def _target(self, virtual: str, address: str) -> Iterator[tuple[int, str]]:
+    def _target(self, virtual: str, caller: _Caller) -> Iterator[tuple[int, str]]:
         """(descriptor of the directory holding the path, its name) for "/module/path", as
-        a peer at `address` may reach it."""
-        module, rel = _resolve(self.config, virtual, address)
+        `caller` may reach it."""
+        module, rel = caller.resolve(virtual)
         parent_fd, name = open_parent(module, rel)
         try:
             yield parent_fd, name
         finally:
             os.close(parent_fd)
 
-    def _complete(self, partial: str, address: str) -> list[str]:
-        """Completions of "/mo" (the names of the modules listed to `address`, as
+    def _complete(self, partial: str, caller: _Caller) -> list[str]:
+        """Completions of "/mo" (the names of the modules listed to the caller, as
         "/module/") or "/module/dir/na"."""
         if not partial.startswith("/"):
             raise ProtocolError(f"path {partial!r} does not start with /module")
         head, _, prefix = partial.rpartition("/")
         if not head:
-            names = sorted(m.name for m in self.config.visible_modules(address)
+            names = sorted(m.name for m in self.config.visible_modules(caller.address)
                            if m.name.startswith(prefix))
             return [f"/{name}/" for name in names[:admin.MAX_COMPLETIONS]]
-        with self._target(head, address) as (parent_fd, name):
+        with self._target(head, caller) as (parent_fd, name):
             found = admin.completions(parent_fd, name, prefix)
         return [f"{head}/{child}/" if is_dir else f"{head}/{child}" for child, is_dir in found]
 
 
-def _resolve(config: DaemonConfig, virtual: str, address: str) -> tuple[ModuleConfig, str]:
-    """The module and module-relative path of "/module/path" for a peer at `address`; a
-    module with users is refused (the admin verbs do not log in)."""
-    module, rel = resolve(config, virtual, address)
-    if module.auth_users:
-        raise RemoteError(f"module {module.name!r} needs a login, which blit-utils does not do "
-                          "yet")
-    return module, rel
+class _Caller:
+    """Who makes one admin call: the peer's address and the login its metadata offers,
+    checked (its nonce used up) for the first module with users the call names."""
+
+    def __init__(self, service: AdminService, context: grpc.aio.ServicerContext) -> None:
+        self.address = peer_address(context.peer())
+        self._metadata = tuple(context.invocation_metadata() or ())
+        self._service = service
+        self._logged_in: str | None = None
+
+    def resolve(self, virtual: str) -> tuple[ModuleConfig, str]:
+        """The module and module-relative path of "/module/path", if this caller may use
+        it."""
+        config = self._service.config
+        module, rel = resolve(config, virtual, self.address)
+        if module.auth_users and module.name != self._logged_in:
+            if self._logged_in is not None:
+                raise RemoteError("a call logs in to one module: name paths of one module")
+            admin_login(config, module, self._metadata, self.address, self._service.logins,
+                        self._service.challenges)
+            self._logged_in = module.name
+        return module, rel
 
 
 def _refuse_symlinks(virtual: str, module: ModuleConfig, rel: str) -> None:

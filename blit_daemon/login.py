@@ -1,13 +1,19 @@
 """The daemon's side of logging in to a module that has users (blit_core/auth.py): the
 challenge, the check of the answer in constant time, and a limit on failed attempts per peer
 address (MAX_FAILURES in FAILURE_WINDOW_S; then every attempt from there is refused, even
-with the right secret, until the oldest failure is that old)."""
+with the right secret, until the oldest failure is that old).
+
+A transfer is challenged inside its session. An admin call (blit-utils) brings a nonce it got
+from NewChallenge, which the daemon keeps in a ChallengeBook until it is used once or expires,
+and its answer, as call metadata (`admin_login`)."""
 
 from __future__ import annotations
 
 import collections
 import secrets
+import threading
 import time
+from collections.abc import Sequence
 
 from blit_core import auth
 from blit_core.errors import RemoteError
@@ -18,6 +24,8 @@ from blit_daemon.config import DaemonConfig, ModuleConfig
 MAX_FAILURES = 5
 MAX_USER_CHARS = 256
 FAILURE_WINDOW_S = 60.0
+CHALLENGE_TTL_S = 30.0
+MAX_OPEN_CHALLENGES = 4096  # beyond it, the oldest is forgotten
 _UNKNOWN_USER_SECRET = secrets.token_bytes(32)  # an answer for it is computed, and fails
 
 
@@ -43,6 +51,48 @@ class LoginLimiter:
         self._failures.setdefault(address, collections.deque()).append(time.monotonic())
 
 
+class ChallengeBook:
+    """The nonces handed to admin callers and not yet used: each is good once, for
+    CHALLENGE_TTL_S (thread-safe: admin work runs in threads)."""
+
+    def __init__(self) -> None:
+        self._issued: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def issue(self) -> bytes:
+        nonce = secrets.token_bytes(auth.NONCE_BYTES)
+        with self._lock:
+            self._issued[nonce] = time.monotonic()
+            while len(self._issued) > MAX_OPEN_CHALLENGES:
+                self._issued.popitem(last=False)
+        return nonce
+
+    def take(self, nonce: bytes) -> bool:
+        """Whether `nonce` was issued, unused and fresh; it is used up either way."""
+        with self._lock:
+            issued = self._issued.pop(nonce, None)
+        return issued is not None and time.monotonic() - issued <= CHALLENGE_TTL_S
+
+
+def _check_user(module: ModuleConfig, user: str) -> None:
+    if len(user) > MAX_USER_CHARS:
+        raise RemoteError(f"a user name longer than {MAX_USER_CHARS} characters")
+    if not user:
+        raise RemoteError(f"module {module.name!r} needs a user: write USER@HOST:/"
+                          f"{module.name}/..., with --password-file FILE or "
+                          f"${auth.PASSWORD_ENV}")
+
+
+def _check_answer(config: DaemonConfig, module: ModuleConfig, user: str, nonce: bytes,
+                  given: bytes, address: str, limiter: LoginLimiter) -> None:
+    known = user in module.auth_users and user in config.secrets
+    secret = config.secrets[user] if known else _UNKNOWN_USER_SECRET
+    if not auth.answers_match(given, auth.answer(secret, nonce, module.name, user)) or not known:
+        limiter.failed(address)
+        raise RemoteError(f"login to module {module.name!r} as {user!r} failed: wrong user "
+                          "or secret")
+
+
 async def log_in(chan: Channel, config: DaemonConfig, module: ModuleConfig, user: str,
                  address: str, limiter: LoginLimiter) -> None:
     """Challenge the client for `module` if it has users; RemoteError unless it answers for
@@ -50,18 +100,28 @@ async def log_in(chan: Channel, config: DaemonConfig, module: ModuleConfig, user
     if not module.auth_users:
         return
     limiter.check(address)
-    if len(user) > MAX_USER_CHARS:
-        raise RemoteError(f"a user name longer than {MAX_USER_CHARS} characters")
-    if not user:
-        raise RemoteError(f"module {module.name!r} needs a user: write USER@HOST:/"
-                          f"{module.name}/..., with --password-file FILE or "
-                          f"${auth.PASSWORD_ENV}")
+    _check_user(module, user)
     nonce = secrets.token_bytes(auth.NONCE_BYTES)
     await chan.send(pb.Frame(challenge=pb.Challenge(nonce=nonce)))
     given = (await chan.expect("auth")).auth.answer
-    known = user in module.auth_users and user in config.secrets
-    secret = config.secrets[user] if known else _UNKNOWN_USER_SECRET
-    if not auth.answers_match(given, auth.answer(secret, nonce, module.name, user)) or not known:
+    _check_answer(config, module, user, nonce, given, address, limiter)
+
+
+def admin_login(config: DaemonConfig, module: ModuleConfig,
+                metadata: Sequence[tuple[str, str | bytes]], address: str,
+                limiter: LoginLimiter, book: ChallengeBook) -> None:
+    """RemoteError unless an admin call's `metadata` logs in to `module` (if it has users)
+    with a nonce from `book`, used up here, and the right answer."""
+    if not module.auth_users:
+        return
+    limiter.check(address)
+    given = {key: value for key, value in metadata if isinstance(value, bytes)}
+    user = given.get(auth.USER_KEY, b"").decode("utf-8", "replace")
+    _check_user(module, user)
+    nonce = given.get(auth.NONCE_KEY, b"")
+    if not book.take(nonce):
         limiter.failed(address)
-        raise RemoteError(f"login to module {module.name!r} as {user!r} failed: wrong user "
-                          "or secret")
+        raise RemoteError(f"login to module {module.name!r} failed: its challenge is unknown, "
+                          "used or expired (ask again)")
+    _check_answer(config, module, user, nonce, given.get(auth.ANSWER_KEY, b""), address,
+                  limiter)

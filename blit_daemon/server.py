@@ -55,7 +55,7 @@ async def serve(config: DaemonConfig,
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
                              interceptors=[HostGate(lambda: service.config.hosts)])
     pb_grpc.add_BlitServicer_to_server(service, server)
-    admin = AdminService(config)
+    admin = AdminService(config, service.logins)
     pb_grpc.add_BlitAdminServicer_to_server(admin, server)
     servicers: list[Configured] = [service, admin]  # every servicer holding the configuration
     host = f"[{config.bind}]" if ":" in config.bind else config.bind

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from blit_cli import tlsflags
 from blit_core.admin import EntryKind, FindCriteria, Removal
+from blit_core.auth import PASSWORD_ENV, client_secret
 from blit_core.errors import EXIT_PARTIAL, BlitError, UsageError
 from blit_core.locations import RemoteLocation, parse_location
 from blit_core.net.admin import AdminClient, connect
@@ -103,6 +104,9 @@ def _verb(subparsers: argparse._SubParsersAction, verb: str, run: Callable[..., 
                      help="give up when the daemon has not answered for SECS seconds"
                      f" (default: {DEFAULT_TIMEOUT_S:g})")
     tlsflags.add_arguments(sub)
+    sub.add_argument("--password-file", metavar="FILE",
+                     help="log in to a module with users (USER@HOST:/MODULE/PATH) with the "
+                     f"secret on FILE's first line (else ${PASSWORD_ENV})")
     sub.add_argument("--help", action="help", help="show this help and exit")
     sub.set_defaults(run=run)
     return sub
@@ -299,11 +303,20 @@ def _joined(base: str, rel: str) -> str:
 
 def _call(where: RemoteLocation, args: argparse.Namespace,
           work: Callable[[AdminClient], Awaitable[T]]) -> T:
-    """Run `work` with a client of the daemon `where` names (--timeout, --tls, --tls-ca)."""
+    """Run `work` with a client of the daemon `where` names (--timeout, --tls, --tls-ca, and
+    its user with --password-file or $BLIT_PASSWORD)."""
     client_tls = tlsflags.from_args(args)
+    login = None
+    if where.user:
+        secret = client_secret(getattr(args, "password_file", None))
+        if secret is None:
+            raise UsageError(f"logging in as {where.user!r} needs a secret: --password-file "
+                             f"FILE or ${PASSWORD_ENV}")
+        login = (where.user, secret)
 
     async def main() -> T:
-        async with connect(where.address(DEFAULT_PORT), args.timeout, client_tls) as client:
+        async with connect(where.address(DEFAULT_PORT), args.timeout, client_tls,
+                           login) as client:
             return await work(client)
 
     return asyncio.run(main())

@@ -2,7 +2,9 @@
 messages (both ends use these, so the format lives in one place), and the client that calls a
 daemon's admin RPCs and maps their failures to blit errors. Never prints.
 
-Paths travel as bytes (os.fsencode), so names that are not UTF-8 survive the trip."""
+Paths travel as bytes (os.fsencode), so names that are not UTF-8 survive the trip. A client
+with a login logs in on every call that names a path: a fresh nonce from NewChallenge, then
+the call with the answer in its metadata (blit_core.auth)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from blit_core import auth
 from blit_core.admin import (
     Entry,
     EntryKind,
@@ -114,13 +117,16 @@ class AdminClient:
     """The admin RPCs of the daemon at `address` ("host:port"). Every reply must arrive within
     `timeout` seconds of the call or of the previous reply (connecting included), so a stream
     may run long as long as its replies keep coming. `client_tls`: how the channel checks the
-    daemon (None: plain), for explaining a failure to connect."""
+    daemon (None: plain), for explaining a failure to connect. `login`: (user, secret) for
+    modules with users."""
 
     def __init__(self, channel: grpc.aio.Channel, address: str, timeout: float,
-                 client_tls: tls.ClientTls | None = None) -> None:
+                 client_tls: tls.ClientTls | None = None,
+                 login: tuple[str, bytes] | None = None) -> None:
         self.address = address
         self.timeout = timeout
         self.client_tls = client_tls
+        self.login = login
         self._stub = pb_grpc.BlitAdminStub(channel)
 
     async def list_modules(self) -> ModuleListing:
@@ -130,26 +136,27 @@ class AdminClient:
     def list(self, path: str, *, show_hidden: bool) -> AsyncIterator[Entry]:
         """The entries of a directory, or the path itself when it is not one (as path "")."""
         request = pb.ListRequest(path=os.fsencode(path), all=show_hidden)
-        return self._stream(self._stub.List, request, _entries)
+        return self._stream(self._stub.List, request, _entries, path)
 
     def find(self, path: str, criteria: FindCriteria) -> AsyncIterator[Entry]:
-        return self._stream(self._stub.Find, find_request(path, criteria), _entries)
+        return self._stream(self._stub.Find, find_request(path, criteria), _entries, path)
 
     def disk_usage(self, path: str, max_depth: int | None) -> AsyncIterator[Usage]:
         request = pb.DiskUsageRequest(path=os.fsencode(path), max_depth=max_depth)
         return self._stream(self._stub.DiskUsage, request,
-                            lambda batch: map(usage_from_wire, batch.entries))
+                            lambda batch: map(usage_from_wire, batch.entries), path)
 
     async def disk_free(self, path: str) -> Space:
         return space_from_wire(await self._unary(self._stub.DiskFree,
-                                                 pb.PathRequest(path=os.fsencode(path))))
+                                                 pb.PathRequest(path=os.fsencode(path)), path))
 
     async def remove(self, paths: Sequence[str], *, recursive: bool,
                      dry_run: bool) -> list[Removal]:
         request = pb.RemoveRequest(paths=[os.fsencode(p) for p in paths], recursive=recursive,
                                    dry_run=dry_run)
         replies = self._stream(self._stub.Remove, request,
-                               lambda reply: map(removal_from_wire, reply.removals))
+                               lambda reply: map(removal_from_wire, reply.removals),
+                               paths[0] if paths else None)
         return [removal async for removal in replies]
 
     async def complete_path(self, partial: str) -> list[str]:
@@ -158,15 +165,28 @@ class AdminClient:
                                   pb.PathRequest(path=os.fsencode(partial)))
         return [os.fsdecode(path) for path in reply.paths]
 
-    async def _unary(self, method: Callable[..., Any], request: Any) -> Any:
+    async def _logging_in(self, path: str | None) -> tuple[tuple[str, bytes], ...] | None:
+        """The metadata that logs in to the module of `path` ("/module/..."), if this client
+        has a login and the call names a path."""
+        if self.login is None or path is None:
+            return None
+        user, secret = self.login
+        challenge = await self._unary(self._stub.NewChallenge, pb.ChallengeRequest())
+        module = path.lstrip("/").split("/", 1)[0]
+        return auth.login_metadata(secret, challenge.nonce, module, user)
+
+    async def _unary(self, method: Callable[..., Any], request: Any,
+                     path: str | None = None) -> Any:
+        """`path`: the one the call names, to log in to its module."""
+        metadata = await self._logging_in(path)
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise await self._failure(exc) from None
 
     async def _stream(self, method: Callable[..., Any], request: Any,
-                      items: Callable[[Any], Iterable[T]]) -> AsyncIterator[T]:
-        call = method(request)
+                      items: Callable[[Any], Iterable[T]], path: str | None) -> AsyncIterator[T]:
+        call = method(request, metadata=await self._logging_in(path))
         try:
             while True:
                 try:
@@ -204,10 +224,10 @@ def _entries(batch: pb.EntryBatch) -> Iterable[Entry]:
 
 
 @contextlib.asynccontextmanager
-async def connect(address: str, timeout: float,
-                  client_tls: tls.ClientTls | None = None) -> AsyncIterator[AdminClient]:
-    """An AdminClient for the daemon at `address` (over TLS with `client_tls`), its connection
-    closed on leaving. The connection is made by the first call, which reports a daemon that
-    cannot be reached."""
+async def connect(address: str, timeout: float, client_tls: tls.ClientTls | None = None,
+                  login: tuple[str, bytes] | None = None) -> AsyncIterator[AdminClient]:
+    """An AdminClient for the daemon at `address` (over TLS with `client_tls`, logging in
+    with `login`), its connection closed on leaving. The connection is made by the first
+    call, which reports a daemon that cannot be reached."""
     async with tls.open_channel(address, client_tls) as channel:
-        yield AdminClient(channel, address, timeout, client_tls)
+        yield AdminClient(channel, address, timeout, client_tls, login)

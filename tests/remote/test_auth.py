@@ -1,8 +1,10 @@
 """Modules with users, against a real blit-daemon on 127.0.0.1: the secrets file is checked
 at start-up, the right secret (from --password-file or $BLIT_PASSWORD) logs in for push and
 pull, a wrong one or none is refused with exit 5 and writes nothing, an answer is good for
-one session only, failed logins are rate-limited per address, no data plane is granted before
-the login, and blit-utils, which does not log in, is refused."""
+one session only, failed logins are rate-limited per address, and no data plane is granted
+before the login. blit-utils logs in the same way on every call (a nonce from NewChallenge,
+the answer in the call's metadata): the right secret lists, measures and removes, a wrong one
+or none is refused, and a replayed answer or nonce is refused."""
 
 from __future__ import annotations
 
@@ -183,9 +185,79 @@ def test_failed_logins_are_rate_limited_per_address(guarded: Daemon,
     assert "too many failed logins from this address" in locked.stderr
 
 
-def test_blit_utils_is_refused_on_a_module_with_users(guarded: Daemon) -> None:
-    listed = subprocess.run([sys.executable, "-m", "blit_utils", "ls",
-                             f"127.0.0.1:{guarded.port}:/default/"], capture_output=True,
-                            text=True, timeout=60)
-    assert listed.returncode == 5, listed.stderr
-    assert "needs a login" in listed.stderr
+def utils(*args: str, password: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != auth.PASSWORD_ENV}
+    if password is not None:
+        env[auth.PASSWORD_ENV] = password.decode()
+    return subprocess.run([sys.executable, "-m", "blit_utils", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_blit_utils_logs_in_to_list_measure_and_remove(guarded: Daemon, tmp_path: Path) -> None:
+    (guarded.root / "dir").mkdir()
+    (guarded.root / "dir" / "a.txt").write_bytes(b"12345")
+    password_file = tmp_path / "password"
+    password_file.write_bytes(SECRET + b"\n")
+    where = endpoint(guarded, "dir")
+
+    listed = utils("ls", "--password-file", str(password_file), where)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["a.txt"]
+    used = utils("du", "--json", where, password=SECRET)
+    assert used.returncode == 0, used.stderr
+    assert '"bytes": 5' in used.stdout
+    for verb in ("find", "df"):
+        assert utils(verb, where, password=SECRET).returncode == 0
+    removed = utils("rm", "--yes", endpoint(guarded, "dir/a.txt"), password=SECRET)
+    assert removed.returncode == 0, removed.stderr
+    assert not (guarded.root / "dir" / "a.txt").exists()
+
+
+@pytest.mark.parametrize(("user", "password", "problem"), [
+    ("alice", b"wrong", "login to module 'default' as 'alice' failed: wrong user or secret"),
+    ("alice", None, "logging in as 'alice' needs a secret: --password-file FILE or "
+                    "$BLIT_PASSWORD"),
+    ("", SECRET, "needs a user: write USER@HOST:/default/"),
+])
+def test_blit_utils_with_a_wrong_login_is_refused(guarded: Daemon, user: str,
+                                                  password: bytes | None, problem: str) -> None:
+    (guarded.root / "kept.txt").write_bytes(b"kept")
+    for verb in (["ls"], ["rm", "--yes"]):
+        result = utils(*verb, endpoint(guarded, "kept.txt", user).removeprefix("@"),
+                       password=password)
+        assert result.returncode in (1, 5), result.stderr
+        assert problem in result.stderr
+    assert (guarded.root / "kept.txt").read_bytes() == b"kept"
+
+
+def test_an_admin_login_is_good_for_one_call_only(guarded: Daemon) -> None:
+    """A nonce is used up by the call it logs in (right answer or wrong), and one nobody
+    handed out is refused."""
+    async def calls() -> list[str]:
+        outcomes = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{guarded.port}") as channel:
+            stub = pb_grpc.BlitAdminStub(channel)
+
+            async def disk_free(metadata: tuple) -> str:
+                try:
+                    await stub.DiskFree(pb.PathRequest(path=b"/default"), metadata=metadata)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.details()
+                return "ok"
+
+            nonce = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
+            honest = auth.login_metadata(SECRET, nonce, "default", "alice")
+            outcomes.append(await disk_free(honest))
+            outcomes.append(await disk_free(honest))  # replayed
+            made_up = auth.login_metadata(SECRET, bytes(auth.NONCE_BYTES), "default", "alice")
+            outcomes.append(await disk_free(made_up))
+            other = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
+            outcomes.append(await disk_free(auth.login_metadata(SECRET, other, "elsewhere",
+                                                                "alice")))
+        return outcomes
+
+    ok, replayed, made_up, other_module = asyncio.run(calls())
+    assert ok == "ok"
+    assert "its challenge is unknown, used or expired" in replayed
+    assert "its challenge is unknown, used or expired" in made_up
+    assert "failed: wrong user or secret" in other_module  # the answer names the module

@@ -20,6 +20,7 @@ from blit_core.net.generated import blit_pb2 as pb
 from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_daemon.admin import BATCH, AdminService
 from blit_daemon.config import DaemonConfig, ModuleConfig
+from blit_daemon.login import LoginLimiter
 
 ENTRIES = 1000
 
@@ -27,7 +28,7 @@ ENTRIES = 1000
 async def _serving(root: Path) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server()
     config = DaemonConfig(modules=(ModuleConfig("m", str(root)),))
-    pb_grpc.add_BlitAdminServicer_to_server(AdminService(config), server)
+    pb_grpc.add_BlitAdminServicer_to_server(AdminService(config, LoginLimiter()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"

@@ -241,6 +241,10 @@ class ListModulesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ChallengeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ModuleInfo(_message.Message):
     __slots__ = ("name", "comment", "read_only")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -102,6 +102,9 @@ class BlitAdminStub:
     Paths and names are bytes (os.fsencode): file names need not be UTF-8.
     Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
+    A module with users needs a login on every call that names a path in it: a nonce from
+    NewChallenge (single use, soon expired) and, as call metadata, "blit-user-bin" (the user,
+    UTF-8), "blit-nonce-bin" and "blit-answer-bin" (HMAC-SHA256 as for a transfer).
     """
 
     def __init__(self, channel):
@@ -110,6 +113,11 @@ class BlitAdminStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.NewChallenge = channel.unary_unary(
+                '/blit.v1.BlitAdmin/NewChallenge',
+                request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ChallengeRequest.SerializeToString,
+                response_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Challenge.FromString,
+                _registered_method=True)
         self.ListModules = channel.unary_unary(
                 '/blit.v1.BlitAdmin/ListModules',
                 request_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListModulesRequest.SerializeToString,
@@ -152,7 +160,16 @@ class BlitAdminServicer:
     Paths and names are bytes (os.fsencode): file names need not be UTF-8.
     Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
+    A module with users needs a login on every call that names a path in it: a nonce from
+    NewChallenge (single use, soon expired) and, as call metadata, "blit-user-bin" (the user,
+    UTF-8), "blit-nonce-bin" and "blit-answer-bin" (HMAC-SHA256 as for a transfer).
     """
+
+    def NewChallenge(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListModules(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -204,6 +221,11 @@ class BlitAdminServicer:
 
 def add_BlitAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'NewChallenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.NewChallenge,
+                    request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ChallengeRequest.FromString,
+                    response_serializer=blit__core_dot_net_dot_generated_dot_blit__pb2.Challenge.SerializeToString,
+            ),
             'ListModules': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModules,
                     request_deserializer=blit__core_dot_net_dot_generated_dot_blit__pb2.ListModulesRequest.FromString,
@@ -252,7 +274,37 @@ class BlitAdmin:
     Paths and names are bytes (os.fsencode): file names need not be UTF-8.
     Streams send a reply with no entries at least every second while they work (a keepalive).
     Refusals end the call with a gRPC status whose details are one line for the user.
+    A module with users needs a login on every call that names a path in it: a nonce from
+    NewChallenge (single use, soon expired) and, as call metadata, "blit-user-bin" (the user,
+    UTF-8), "blit-nonce-bin" and "blit-answer-bin" (HMAC-SHA256 as for a transfer).
     """
+
+    @staticmethod
+    def NewChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blit.v1.BlitAdmin/NewChallenge',
+            blit__core_dot_net_dot_generated_dot_blit__pb2.ChallengeRequest.SerializeToString,
+            blit__core_dot_net_dot_generated_dot_blit__pb2.Challenge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListModules(request,
