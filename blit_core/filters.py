@@ -207,15 +207,21 @@ def _atoms(tokens: list[_Token]) -> str:
     return "".join(out)
 
 
+def _split(tokens: list[_Token], kind: int) -> list[list[_Token]]:
+    """The runs of tokens between the tokens of `kind` (one more run than there are)."""
+    runs: list[list[_Token]] = [[]]
+    for token in tokens:
+        if token[0] == kind:
+            runs.append([])
+        else:
+            runs[-1].append(token)
+    return runs
+
+
 def _block(tokens: list[_Token], ends_pattern: bool) -> str:
     """A run of tokens with no `**`: segments of single characters between `*`s. Each `*`
     takes its segment's leftmost place, atomically, unless it is the pattern's last."""
-    segments: list[list[_Token]] = [[]]
-    for token in tokens:
-        if token[0] == _STAR:
-            segments.append([])
-        else:
-            segments[-1].append(token)
+    segments = _split(tokens, _STAR)
     out = [_atoms(segments[0])]
     for index, segment in enumerate(segments[1:], 1):
         if ends_pattern and index == len(segments) - 1:
@@ -242,12 +248,7 @@ def _emit(tokens: list[_Token], any_dirs_first: bool = False) -> str:
       stays in its own component), and the `**` takes whatever lies between.
     Only the last block's start and its last `*` are tried at every place, so matching a
     path of n characters costs O(n^2) steps at worst."""
-    blocks: list[list[_Token]] = [[]]
-    for token in tokens:
-        if token[0] == _STARSTAR:
-            blocks.append([])
-        else:
-            blocks[-1].append(token)
+    blocks = _split(tokens, _STARSTAR)
     if len(blocks) == 1:
         return ("(?:.*/)?" if any_dirs_first else "") + _block(blocks[0], ends_pattern=True)
     first = _block(blocks[0], ends_pattern=False)

@@ -69,17 +69,18 @@ def streaming(dst: Path) -> bool:
         return False
 
 
-def start(direction: str, daemon: Daemon, tmp_path: Path, *,
-          basis: bytes = OLD_BYTES) -> tuple[Path, Path, subprocess.Popen[str]]:
-    """A copy of a fresh source under way, the large file's bytes arriving; the destination
-    held `basis` as its older version of it."""
+def start(direction: str, daemon: Daemon, tmp_path: Path,
+          reaper: list[subprocess.Popen[str]]) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A copy of a fresh source under way (its client in `reaper`), the large file's bytes
+    arriving; the destination held OLD_BYTES as its older version of it."""
     src, dst = sides(direction, daemon, tmp_path)
     make_source(src)
     dst.mkdir()
-    (dst / BIG).write_bytes(basis)
+    (dst / BIG).write_bytes(OLD_BYTES)
     os.utime(dst / BIG, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
     client = start_blit(*transfer_args(direction, daemon, "copy", src, dst,
                                        "--bwlimit", RATE, "--streams", "1"))
+    reaper.append(client)
     wait_for(lambda: streaming(dst), START_TIMEOUT_S, "the large file streaming", client)
     return src, dst, client
 
@@ -90,8 +91,7 @@ def test_a_source_file_that_changed_mid_transfer_is_sent_again_as_it_is_now(
     direction: str, how: str, daemon: Daemon, tmp_path: Path,
     reaper: list[subprocess.Popen[str]],
 ) -> None:
-    src, dst, client = start(direction, daemon, tmp_path)
-    reaper.append(client)
+    src, dst, client = start(direction, daemon, tmp_path, reaper)
     change(src, how)
     code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} after the change")
 
@@ -135,8 +135,7 @@ def test_a_file_changing_while_sent_as_a_delta_is_sent_again_whole(
 def test_a_source_file_that_keeps_changing_is_reported_and_never_torn(
     direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
 ) -> None:
-    src, dst, client = start(direction, daemon, tmp_path)
-    reaper.append(client)
+    src, dst, client = start(direction, daemon, tmp_path, reaper)
     done = threading.Event()
 
     def keep_growing() -> None:
@@ -163,8 +162,7 @@ def test_a_source_file_that_keeps_changing_is_reported_and_never_torn(
 def test_a_source_file_that_vanished_mid_transfer_is_reported_as_vanished(
     direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
 ) -> None:
-    src, dst, client = start(direction, daemon, tmp_path)
-    reaper.append(client)
+    src, dst, client = start(direction, daemon, tmp_path, reaper)
     change(src, "vanished")
     code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} after the removal")
 
