@@ -10,11 +10,14 @@ import hashlib
 import hmac
 import os
 
+from google.protobuf.message import Message
+
 from blit_core.errors import UsageError
 
 NONCE_BYTES = 32
 PASSWORD_ENV = "BLIT_PASSWORD"
 _CONTEXT = b"blit-auth-1\0"
+_ADMIN_CONTEXT = b"blit-admin-1\0"
 # An admin call's login, as call metadata: the user (UTF-8), a nonce from NewChallenge, the
 # answer.
 USER_KEY, NONCE_KEY, ANSWER_KEY = "blit-user-bin", "blit-nonce-bin", "blit-answer-bin"
@@ -26,11 +29,19 @@ def answer(secret: bytes, nonce: bytes, module: str, user: str) -> bytes:
     return hmac.new(secret, context, hashlib.sha256).digest()
 
 
-def login_metadata(secret: bytes, nonce: bytes, module: str,
-                   user: str) -> tuple[tuple[str, bytes], ...]:
-    """The metadata of an admin call that logs in to `module` as `user`."""
+def admin_answer(secret: bytes, nonce: bytes, module: str, user: str, request: Message) -> bytes:
+    """The answer to `nonce` for an admin call making `request`: bound to the request too (its
+    type and content), so that it cannot be moved to another call, as `ls` to `rm`."""
+    called = hashlib.sha256(request.DESCRIPTOR.full_name.encode() + b"\0"
+                            + request.SerializeToString(deterministic=True)).digest()
+    return answer(secret, _ADMIN_CONTEXT + called + nonce, module, user)
+
+
+def login_metadata(secret: bytes, nonce: bytes, module: str, user: str,
+                   request: Message) -> tuple[tuple[str, bytes], ...]:
+    """The metadata of an admin call making `request` that logs in to `module` as `user`."""
     return ((USER_KEY, user.encode()), (NONCE_KEY, nonce),
-            (ANSWER_KEY, answer(secret, nonce, module, user)))
+            (ANSWER_KEY, admin_answer(secret, nonce, module, user, request)))
 
 
 def answers_match(given: bytes, expected: bytes) -> bool:

@@ -65,7 +65,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
         def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Entry]:
             return admin.list_path(parent_fd, name, show_hidden=request.all)
 
-        async for reply in self._stream(context, request.path, work, wire.entry_to_wire,
+        async for reply in self._stream(context, request, work, wire.entry_to_wire,
                                         pb.EntryBatch):
             yield reply
 
@@ -79,7 +79,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
         def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Entry]:
             return admin.find(parent_fd, name, criteria, stop)
 
-        async for reply in self._stream(context, request.path, work, wire.entry_to_wire,
+        async for reply in self._stream(context, request, work, wire.entry_to_wire,
                                         pb.EntryBatch):
             yield reply
 
@@ -90,14 +90,14 @@ class AdminService(pb_grpc.BlitAdminServicer):
         def work(parent_fd: int, name: str, stop: threading.Event) -> Iterator[admin.Usage]:
             return admin.disk_usage(parent_fd, name, max_depth, stop)
 
-        async for reply in self._stream(context, request.path, work, wire.usage_to_wire,
+        async for reply in self._stream(context, request, work, wire.usage_to_wire,
                                         pb.UsageBatch):
             yield reply
 
     async def DiskFree(self, request: pb.PathRequest,
                        context: grpc.aio.ServicerContext) -> pb.Space:
         virtual = os.fsdecode(request.path)
-        caller = _Caller(self, context)
+        caller = _Caller(self, context, request)
 
         def work() -> admin.Space:
             with self._target(virtual, caller) as (parent_fd, name):
@@ -111,7 +111,7 @@ class AdminService(pb_grpc.BlitAdminServicer):
     async def Remove(self, request: pb.RemoveRequest,
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RemoveReply]:
         targets = []
-        caller = _Caller(self, context)
+        caller = _Caller(self, context, request)
         try:  # the whole request is refused before anything goes
             for path in request.paths:
                 virtual = os.fsdecode(path)
@@ -141,19 +141,20 @@ class AdminService(pb_grpc.BlitAdminServicer):
                            context: grpc.aio.ServicerContext) -> pb.Completions:
         virtual = os.fsdecode(request.path)
         try:
-            found = await asyncio.to_thread(self._complete, virtual, _Caller(self, context))
+            found = await asyncio.to_thread(self._complete, virtual,
+                                            _Caller(self, context, request))
         except (BlitError, OSError) as exc:
             await _refuse(context, exc, virtual)
         return pb.Completions(paths=[os.fsencode(path) for path in found])
 
-    async def _stream(self, context: grpc.aio.ServicerContext, path: bytes,
+    async def _stream(self, context: grpc.aio.ServicerContext, request: Any,
                       work: Callable[[int, str, threading.Event], Iterator[T]],
                       to_wire: Callable[[T], Any], reply: Callable[..., Any]
                       ) -> AsyncIterator[Any]:
         """Run `work` on the target `path` names, in a thread, sending what it yields in
         batches as `reply(entries=...)` messages."""
-        virtual = os.fsdecode(path)
-        caller = _Caller(self, context)
+        virtual = os.fsdecode(request.path)
+        caller = _Caller(self, context, request)
 
         def produce(stop: threading.Event) -> Generator[T, None, None]:
             with self._target(virtual, caller) as (parent_fd, name):
@@ -190,11 +191,13 @@ class AdminService(pb_grpc.BlitAdminServicer):
 
 
 class _Caller:
-    """Who makes one admin call: the peer's address and the login its metadata offers,
-    checked (its nonce used up) for the first module with users the call names."""
+    """Who makes one admin call (`request`): the peer's address and the login its metadata
+    offers, checked (its nonce used up) for the first module with users the call names."""
 
-    def __init__(self, service: AdminService, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, service: AdminService, context: grpc.aio.ServicerContext,
+                 request: Any) -> None:
         self.address = peer_address(context.peer())
+        self._request = request
         self._metadata = tuple(context.invocation_metadata() or ())
         self._service = service
         self._logged_in: str | None = None
@@ -207,8 +210,8 @@ class _Caller:
         if module.auth_users and module.name != self._logged_in:
             if self._logged_in is not None:
                 raise RemoteError("a call logs in to one module: name paths of one module")
-            admin_login(config, module, self._metadata, self.address, self._service.logins,
-                        self._service.challenges)
+            admin_login(config, module, self._request, self._metadata, self.address,
+                        self._service.logins, self._service.challenges)
             self._logged_in = module.name
         return module, rel
 

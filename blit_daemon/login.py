@@ -13,7 +13,9 @@ import collections
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from google.protobuf.message import Message
 
 from blit_core import auth
 from blit_core.errors import RemoteError
@@ -30,25 +32,31 @@ _UNKNOWN_USER_SECRET = secrets.token_bytes(32)  # an answer for it is computed, 
 
 
 class LoginLimiter:
-    """Failed logins by peer address, forgotten after FAILURE_WINDOW_S."""
+    """Failed logins by peer address, forgotten after FAILURE_WINDOW_S (thread-safe: admin
+    calls log in from worker threads)."""
 
     def __init__(self) -> None:
         self._failures: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
 
     def check(self, address: str) -> None:
         """RemoteError if `address` failed too often lately."""
-        recent = self._failures.get(address, collections.deque())
-        while recent and time.monotonic() - recent[0] > FAILURE_WINDOW_S:
-            recent.popleft()
-        if not recent:
-            self._failures.pop(address, None)
-        elif len(recent) >= MAX_FAILURES:
+        with self._lock:
+            recent = self._failures.get(address, collections.deque())
+            while recent and time.monotonic() - recent[0] > FAILURE_WINDOW_S:
+                recent.popleft()
+            if not recent:
+                self._failures.pop(address, None)
+                return
+            if len(recent) < MAX_FAILURES:
+                return
             wait = FAILURE_WINDOW_S - (time.monotonic() - recent[0])
-            raise RemoteError(f"too many failed logins from this address; retry in "
-                              f"{max(1, round(wait))} s")
+        raise RemoteError(f"too many failed logins from this address; retry in "
+                          f"{max(1, round(wait))} s")
 
     def failed(self, address: str) -> None:
-        self._failures.setdefault(address, collections.deque()).append(time.monotonic())
+        with self._lock:
+            self._failures.setdefault(address, collections.deque()).append(time.monotonic())
 
 
 class ChallengeBook:
@@ -83,11 +91,13 @@ def _check_user(module: ModuleConfig, user: str) -> None:
                           f"${auth.PASSWORD_ENV}")
 
 
-def _check_answer(config: DaemonConfig, module: ModuleConfig, user: str, nonce: bytes,
-                  given: bytes, address: str, limiter: LoginLimiter) -> None:
+def _check_answer(config: DaemonConfig, module: ModuleConfig, user: str, given: bytes,
+                  address: str, limiter: LoginLimiter,
+                  expected: Callable[[bytes], bytes]) -> None:
+    """`expected(secret)`: the right answer for that secret."""
     known = user in module.auth_users and user in config.secrets
     secret = config.secrets[user] if known else _UNKNOWN_USER_SECRET
-    if not auth.answers_match(given, auth.answer(secret, nonce, module.name, user)) or not known:
+    if not auth.answers_match(given, expected(secret)) or not known:
         limiter.failed(address)
         raise RemoteError(f"login to module {module.name!r} as {user!r} failed: wrong user "
                           "or secret")
@@ -104,14 +114,16 @@ async def log_in(chan: Channel, config: DaemonConfig, module: ModuleConfig, user
     nonce = secrets.token_bytes(auth.NONCE_BYTES)
     await chan.send(pb.Frame(challenge=pb.Challenge(nonce=nonce)))
     given = (await chan.expect("auth")).auth.answer
-    _check_answer(config, module, user, nonce, given, address, limiter)
+    _check_answer(config, module, user, given, address, limiter,
+                  lambda secret: auth.answer(secret, nonce, module.name, user))
 
 
-def admin_login(config: DaemonConfig, module: ModuleConfig,
+def admin_login(config: DaemonConfig, module: ModuleConfig, request: Message,
                 metadata: Sequence[tuple[str, str | bytes]], address: str,
                 limiter: LoginLimiter, book: ChallengeBook) -> None:
-    """RemoteError unless an admin call's `metadata` logs in to `module` (if it has users)
-    with a nonce from `book`, used up here, and the right answer."""
+    """RemoteError unless the `metadata` of an admin call making `request` logs in to
+    `module` (if it has users) with a nonce from `book`, used up here, and the right answer
+    for that request."""
     if not module.auth_users:
         return
     limiter.check(address)
@@ -119,9 +131,8 @@ def admin_login(config: DaemonConfig, module: ModuleConfig,
     user = given.get(auth.USER_KEY, b"").decode("utf-8", "replace")
     _check_user(module, user)
     nonce = given.get(auth.NONCE_KEY, b"")
-    if not book.take(nonce):
-        limiter.failed(address)
+    if not book.take(nonce):  # not a failed guess (nothing was checked): not counted
         raise RemoteError(f"login to module {module.name!r} failed: its challenge is unknown, "
                           "used or expired (ask again)")
-    _check_answer(config, module, user, nonce, given.get(auth.ANSWER_KEY, b""), address,
-                  limiter)
+    _check_answer(config, module, user, given.get(auth.ANSWER_KEY, b""), address, limiter,
+                  lambda secret: auth.admin_answer(secret, nonce, module.name, user, request))

@@ -165,20 +165,21 @@ class AdminClient:
                                   pb.PathRequest(path=os.fsencode(partial)))
         return [os.fsdecode(path) for path in reply.paths]
 
-    async def _logging_in(self, path: str | None) -> tuple[tuple[str, bytes], ...] | None:
-        """The metadata that logs in to the module of `path` ("/module/..."), if this client
-        has a login and the call names a path."""
+    async def _logging_in(self, request: Any,
+                          path: str | None) -> tuple[tuple[str, bytes], ...] | None:
+        """The metadata that logs in to the module of `path` ("/module/...") for `request`,
+        if this client has a login and the call names a path."""
         if self.login is None or path is None:
             return None
         user, secret = self.login
         challenge = await self._unary(self._stub.NewChallenge, pb.ChallengeRequest())
         module = path.lstrip("/").split("/", 1)[0]
-        return auth.login_metadata(secret, challenge.nonce, module, user)
+        return auth.login_metadata(secret, challenge.nonce, module, user, request)
 
     async def _unary(self, method: Callable[..., Any], request: Any,
                      path: str | None = None) -> Any:
         """`path`: the one the call names, to log in to its module."""
-        metadata = await self._logging_in(path)
+        metadata = await self._logging_in(request, path)
         try:
             return await method(request, timeout=self.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -186,7 +187,7 @@ class AdminClient:
 
     async def _stream(self, method: Callable[..., Any], request: Any,
                       items: Callable[[Any], Iterable[T]], path: str | None) -> AsyncIterator[T]:
-        call = method(request, metadata=await self._logging_in(path))
+        call = method(request, metadata=await self._logging_in(request, path))
         try:
             while True:
                 try:

@@ -73,6 +73,7 @@ class _Need:
     received: int = 0
     basis: _Basis | None = None
     partial: bool = False  # --partial: an earlier run's data for it, its basis if any
+    backed_up: bool = False  # --inplace --backup: the file it overwrites is in the backup
 
 
 @dataclass
@@ -108,6 +109,7 @@ class Destination(LocalPipeline):
         self.needs: dict[int, _Need] = {}
         self.by_path: dict[str, int] = {}
         self.given_up: set[int] = set()
+        self.redone: set[int] = set()  # ids sent again under a new one (REDO)
         self.confirmed: list[tuple[int, str, int, int]] = []
         self._new_needs: list[int] = []
         self._ids: dict[tuple[int, str], int] = {}
@@ -407,10 +409,18 @@ class Destination(LocalPipeline):
         size = need.item.entry.size
         if offset < 0 or offset + len(data) > size:
             raise ProtocolError(f"range of {need.where.shown!r} beyond its size")
-        if need.incoming is None and not self._open(need_id, need):
-            return
-        if not self._write_at(need_id, need, offset, data):
-            return
+        with self.lock:  # another stream may drop the need (ABORT, REDO) meanwhile
+            if self.needs.get(need_id) is not need:
+                return
+            if need.incoming is None and not self._open(need_id, need):
+                return
+            assert need.incoming is not None
+            fd = os.dup(need.incoming.fd)  # stays this file's even if the need's is closed
+        try:
+            if not self._write_at(need_id, fd, offset, data):
+                return
+        finally:
+            os.close(fd)
         with self.lock:
             need.received += len(data)
             complete = need.received >= size
@@ -418,16 +428,14 @@ class Destination(LocalPipeline):
         if complete:
             self._commit(need_id)
 
-    def _write_at(self, need_id: int, need: _Need, offset: int,
-                  data: bytes | memoryview) -> bool:
-        """Write into an opened need's file; False if that failed (the file is given up)."""
-        assert need.incoming is not None
+    def _write_at(self, need_id: int, fd: int, offset: int, data: bytes | memoryview) -> bool:
+        """Write into a need's file (`fd`); False if that failed (the file is given up)."""
         if data:
             try:
                 if self.options.sparse:
-                    _write_sparse(need.incoming.fd, data, offset)
+                    _write_sparse(fd, data, offset)
                 else:
-                    pwrite_all(need.incoming.fd, data, offset)
+                    pwrite_all(fd, data, offset)
             except OSError as exc:
                 self._give_up(need_id, exc)
                 return False
@@ -453,7 +461,7 @@ class Destination(LocalPipeline):
 
     def _write_whole(self, need_id: int, need: _Need, data: memoryview) -> None:
         """A small file's whole content, in one piece: open, write, commit (lock held)."""
-        if self._open(need_id, need) and self._write_at(need_id, need, 0, data):
+        if self._open(need_id, need) and self._write_at(need_id, need.incoming.fd, 0, data):
             need.received = len(data)
             self._count_progress(data)
             self._commit(need_id)
@@ -472,11 +480,14 @@ class Destination(LocalPipeline):
     def redo(self, need_id: int, new_id: int, size: int, mtime_ns: int) -> None:
         """The file changed while the SOURCE sent it: what arrived of it is dropped (and what
         still comes under `need_id` ignored), and it comes again, whole, as `new_id`, with the
-        size and mtime it has now. The codec allows this once per file: a new id is never
-        below FIRST_REDO_ID, nor a manifest's id at or above it."""
+        size and mtime it has now. Once per file: the codec keeps new ids at or above
+        FIRST_REDO_ID, and manifest ids below it."""
         with self.lock:
             if new_id in self.needs or new_id in self.given_up:
                 raise ProtocolError(f"file id {new_id} was given twice")
+            if need_id in self.redone:
+                raise ProtocolError(f"file id {need_id} was sent again twice")
+            self.redone.add(need_id)
             need = self._need(need_id)
             if need is None:  # given up already: so is its second sending
                 self.given_up.add(new_id)
@@ -485,7 +496,7 @@ class Destination(LocalPipeline):
             self.given_up.add(need_id)
             entry = need.item.entry._replace(size=size, mtime_ns=mtime_ns)
             self.needs[new_id] = _Need(need.where, need.item._replace(entry=entry),
-                                       partial=need.partial)
+                                       partial=need.partial, backed_up=need.backed_up)
             for group in self.link_groups.values():
                 if group.leader_id == need_id:
                     group.leader_id = new_id
@@ -507,7 +518,9 @@ class Destination(LocalPipeline):
                 dir_fd, name = self.local._place_of(need.where)
                 need.incoming = self.local.sink.open_incoming(
                     dir_fd, name, need.item.entry, need.item.dst_mode,
-                    self.roots[need.where.root].dest_rel(need.where.rel))
+                    self.roots[need.where.root].dest_rel(need.where.rel),
+                    back_up=not need.backed_up)
+                need.backed_up = True
             except OSError as exc:
                 self._give_up(need_id, exc)
                 return False
@@ -547,7 +560,9 @@ class Destination(LocalPipeline):
 
     def _give_up(self, need_id: int, exc: OSError) -> None:
         with self.lock:
-            need = self.needs[need_id]
+            need = self.needs.get(need_id)
+            if need is None:  # dropped meanwhile by another stream
+                return
             self._drop(need_id, need)
             self.given_up.add(need_id)
             try:

@@ -245,12 +245,15 @@ class FsSink:
         os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
     def open_incoming(
-        self, dir_fd: int, name: str, entry: FileEntry, dst_mode: int | None, rel: str
+        self, dir_fd: int, name: str, entry: FileEntry, dst_mode: int | None, rel: str,
+        *, back_up: bool = True,
     ) -> Incoming:
         """Start receiving a file whose bytes arrive from elsewhere (a remote SOURCE): its temp
-        file (or, with --inplace, the existing file) opened for writing at any offset."""
+        file (or, with --inplace, the existing file) opened for writing at any offset.
+        `back_up`: False when the file was backed up already (by an attempt that was sent
+        again: it has written over part of the file since)."""
         if dst_mode is not None and self.options.inplace and stat.S_ISREG(dst_mode):
-            if self.options.backup:
+            if self.options.backup and back_up:
                 self._copy_to_backup(dir_fd, name, rel)
             fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
             return Incoming(fd, name, dst_mode, inplace=True)

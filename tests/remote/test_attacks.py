@@ -548,6 +548,9 @@ def _data_plane_cases(arena: Arena) -> dict[str, tuple[bytes, str]]:
             frames.REDO, frames.FIRST_REDO_ID, frames.FIRST_REDO_ID + 1, size, 0), "need_id"),
         "a new id given twice": (frames.encode_redo(1, frames.FIRST_REDO_ID, size, 0) * 2,
                                  "given twice"),
+        "a file sent again twice": (frames.encode_redo(1, frames.FIRST_REDO_ID, size, 0)
+                                    + frames.encode_redo(1, frames.FIRST_REDO_ID + 1, size, 0),
+                                    "sent again twice"),
         # a compressed record claiming the victim's range, holding 64 MiB of zeros
         "decompression bomb": (_zrec_claiming(
             len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(64 << 20)),

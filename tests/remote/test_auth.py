@@ -230,9 +230,12 @@ def test_blit_utils_with_a_wrong_login_is_refused(guarded: Daemon, user: str,
     assert (guarded.root / "kept.txt").read_bytes() == b"kept"
 
 
+DISK_FREE = pb.PathRequest(path=b"/default")
+
+
 def test_an_admin_login_is_good_for_one_call_only(guarded: Daemon) -> None:
     """A nonce is used up by the call it logs in (right answer or wrong), and one nobody
-    handed out is refused."""
+    handed out is refused without counting as a failed login."""
     async def calls() -> list[str]:
         outcomes = []
         async with grpc.aio.insecure_channel(f"127.0.0.1:{guarded.port}") as channel:
@@ -240,24 +243,34 @@ def test_an_admin_login_is_good_for_one_call_only(guarded: Daemon) -> None:
 
             async def disk_free(metadata: tuple) -> str:
                 try:
-                    await stub.DiskFree(pb.PathRequest(path=b"/default"), metadata=metadata)
+                    await stub.DiskFree(DISK_FREE, metadata=metadata)
                 except grpc.aio.AioRpcError as exc:
                     return exc.details()
                 return "ok"
 
             nonce = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
-            honest = auth.login_metadata(SECRET, nonce, "default", "alice")
+            honest = auth.login_metadata(SECRET, nonce, "default", "alice", DISK_FREE)
             outcomes.append(await disk_free(honest))
             outcomes.append(await disk_free(honest))  # replayed
-            made_up = auth.login_metadata(SECRET, bytes(auth.NONCE_BYTES), "default", "alice")
-            outcomes.append(await disk_free(made_up))
+            made_up = auth.login_metadata(SECRET, bytes(auth.NONCE_BYTES), "default", "alice",
+                                          DISK_FREE)
+            for _ in range(login.MAX_FAILURES + 1):  # not failed guesses: never rate-limited
+                outcomes.append(await disk_free(made_up))
+            nonce = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
+            outcomes.append(await disk_free(auth.login_metadata(SECRET, nonce, "default",
+                                                                "alice", DISK_FREE)))
             other = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
             outcomes.append(await disk_free(auth.login_metadata(SECRET, other, "elsewhere",
-                                                                "alice")))
+                                                                "alice", DISK_FREE)))
+            other = (await stub.NewChallenge(pb.ChallengeRequest())).nonce
+            removal = pb.RemoveRequest(paths=[b"/default/kept.txt"])
+            outcomes.append(await disk_free(auth.login_metadata(SECRET, other, "default",
+                                                                "alice", removal)))
         return outcomes
 
-    ok, replayed, made_up, other_module = asyncio.run(calls())
-    assert ok == "ok"
+    ok, replayed, *made_up, ok_again, other_module, other_call = asyncio.run(calls())
+    assert ok == ok_again == "ok"
     assert "its challenge is unknown, used or expired" in replayed
-    assert "its challenge is unknown, used or expired" in made_up
+    assert all("its challenge is unknown, used or expired" in m for m in made_up)
     assert "failed: wrong user or secret" in other_module  # the answer names the module
+    assert "failed: wrong user or secret" in other_call  # and the call it is for

@@ -60,28 +60,32 @@ def change(src: Path, how: str) -> None:
         (src / DOOMED).unlink()
 
 
-def streaming(dst: Path) -> bool:
-    """The large file's temp file at the destination holds data."""
+def streaming(dst: Path, in_place: bool = False) -> bool:
+    """The large file's temp file at the destination holds data (or, `in_place`, the file
+    itself has grown past its older version)."""
     try:
+        if in_place:
+            return (dst / BIG).stat().st_size > len(OLD_BYTES)
         return any((dst / rel).stat().st_size > 0 for rel in find_temp_files(dst)
                    if BIG in rel)
     except FileNotFoundError:
         return False
 
 
-def start(direction: str, daemon: Daemon, tmp_path: Path,
-          reaper: list[subprocess.Popen[str]]) -> tuple[Path, Path, subprocess.Popen[str]]:
-    """A copy of a fresh source under way (its client in `reaper`), the large file's bytes
-    arriving; the destination held OLD_BYTES as its older version of it."""
+def start(direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+          *flags: str) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A copy (with `flags`) of a fresh source under way (its client in `reaper`), the large
+    file's bytes arriving; the destination held OLD_BYTES as its older version of it."""
     src, dst = sides(direction, daemon, tmp_path)
     make_source(src)
     dst.mkdir()
     (dst / BIG).write_bytes(OLD_BYTES)
     os.utime(dst / BIG, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
-    client = start_blit(*transfer_args(direction, daemon, "copy", src, dst,
+    client = start_blit(*transfer_args(direction, daemon, "copy", src, dst, *flags,
                                        "--bwlimit", RATE, "--streams", "1"))
     reaper.append(client)
-    wait_for(lambda: streaming(dst), START_TIMEOUT_S, "the large file streaming", client)
+    wait_for(lambda: streaming(dst, "--inplace" in flags), START_TIMEOUT_S,
+             "the large file streaming", client)
     return src, dst, client
 
 
@@ -99,6 +103,20 @@ def test_a_source_file_that_changed_mid_transfer_is_sent_again_as_it_is_now(
     assert find_temp_files(dst) == []
     assert (dst / BIG).read_bytes() == (src / BIG).read_bytes()
     assert_same_tree(src, dst, check_root_meta=False)  # the large file's new mtime included
+
+
+def test_in_place_the_backup_keeps_the_version_from_before_both_sendings(
+    daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+) -> None:
+    """--inplace --backup: the first sending wrote over part of the file before the change
+    was seen; the second must not back up that half-written file over the true backup."""
+    src, dst, client = start("push", daemon, tmp_path, reaper, "--inplace", "--backup")
+    change(src, "rewritten")
+    code, _, err = finish(client, EXIT_TIMEOUT_S, "the push after the change")
+
+    assert code == 0, err
+    assert (dst / BIG).read_bytes() == (src / BIG).read_bytes()
+    assert (dst / f"{BIG}~").read_bytes() == OLD_BYTES
 
 
 @pytest.mark.parametrize("direction", ["push", "pull"])
