@@ -551,11 +551,92 @@ def _data_plane_cases(arena: Arena) -> dict[str, tuple[bytes, str]]:
         "a file sent again twice": (frames.encode_redo(1, frames.FIRST_REDO_ID, size, 0)
                                     + frames.encode_redo(1, frames.FIRST_REDO_ID + 1, size, 0),
                                     "sent again twice"),
+        "a shard over the limit": (frames.SHARD_HEADER.pack(frames.SHARD, (1 << 30) + 1),
+                                   "shard length"),
+        "a range length over the limit": (frames.RANGE_HEADER.pack(
+            frames.RANGE, 1, 0, (1 << 40) + 1), "range length"),
+        "a literal outside a delta": (frames.encode_literal_header(size) + PAYLOAD,
+                                      "outside a delta"),
         # a compressed record claiming the victim's range, holding 64 MiB of zeros
         "decompression bomb": (_zrec_claiming(
             len(frames.encode_range_header(1, 0, size) + PAYLOAD), bytes(64 << 20)),
             "does not declare its length"),
     }
+
+
+def test_a_shard_claiming_1_gib_allocates_nothing(arena: Arena) -> None:
+    """A shard header at the limit (1 GiB), a few bytes, then the connection closes: the
+    session is refused, and the daemon never held anything like 1 GiB."""
+    async def attack() -> str:
+        async with peer(arena.daemon) as p:
+            _, socks = await open_push(p, "dst")
+            try:
+                needs = await send_manifest(p, [dir_manifest(
+                    (1, entry("victim", FILE, len(PAYLOAD))))])
+                assert needs == [1], needs
+                header = frames.SHARD_HEADER.pack(frames.SHARD, 1 << 30)
+                await asyncio.to_thread(socks[0].sendall, header + PAYLOAD)
+            finally:
+                close(socks)
+            await p.send_late(manifest=pb.Manifest(batch=1))
+            return await p.refusal()
+
+    message = asyncio.run(attack())
+    assert "closed" in message, message
+    assert _peak_rss_mb(arena.daemon.proc.pid) < 400
+    assert not (arena.module / "dst" / "victim").exists()
+    arena.check()
+    arena.check_still_serves()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def test_delta_ops_beyond_the_basis_never_commit_and_ask_for_the_whole_file(
+        arena: Arena) -> None:
+    """The destination holds a basis, so the daemon signs it; a delta that copies block
+    10,000 of a 2-block basis does not rebuild anything: the file is asked for whole (and,
+    never sent, reported), and the basis is untouched."""
+    basis = os.urandom(128 << 10)
+    target = arena.module / "dst-delta"
+    target.mkdir()
+    (target / "victim").write_bytes(basis)
+    os.utime(target / "victim", ns=(MTIME_NS - 10**9, MTIME_NS - 10**9))
+
+    async def attack() -> tuple[list[str], list[int]]:
+        seen: list[str] = []
+        async with peer(arena.daemon) as p:
+            _, socks = await open_push(p, "dst-delta")
+            try:
+                await p.send(manifest=pb.Manifest(batch=0, entries=dir_manifest(
+                    (1, entry("victim", FILE, len(basis))))))
+                needs: list[int] = []
+                while (frame := await p.recv()) is not None:
+                    seen.append(frame.WhichOneof("body"))
+                    needs.extend(frame.needs.ids)
+                    if frame.HasField("needs") and not frame.needs.more:
+                        break
+                assert needs == [1], seen
+                ops = (frames.encode_delta_start(1) + frames.encode_copy(10_000, 1)
+                       + frames.encode_delta_end(len(basis), bytes(16)))
+                await asyncio.to_thread(write_all, socks, ops)
+                done = await p.expect("delta_done")
+            finally:
+                close(socks)
+        return seen, list(done.delta_done.whole)
+
+    seen, whole = asyncio.run(attack())
+    assert "signature" in seen
+    assert whole == [1]
+    assert (target / "victim").read_bytes() == basis
+    assert find_temp_files(target) == []
+    arena.check()
+    arena.check_still_serves()
 
 
 def _zrec_claiming(raw_length: int, content: bytes) -> bytes:
