@@ -415,12 +415,19 @@ class Destination(LocalPipeline):
             if need.incoming is None and not self._open(need_id, need):
                 return
             assert need.incoming is not None
-            fd = os.dup(need.incoming.fd)  # stays this file's even if the need's is closed
-        try:
-            if not self._write_at(need_id, fd, offset, data):
-                return
-        finally:
-            os.close(fd)
+            fd = None
+            if need.incoming.inplace:  # the file itself: written under the lock, so that no
+                # write of this try lands after the next try's (REDO) at the same offset
+                written = self._write_at(need_id, need.incoming.fd, offset, data)
+            else:
+                fd = os.dup(need.incoming.fd)  # this temp file's, even if the need's closes
+        if fd is not None:
+            try:
+                written = self._write_at(need_id, fd, offset, data)
+            finally:
+                os.close(fd)
+        if not written:
+            return
         with self.lock:
             need.received += len(data)
             complete = need.received >= size

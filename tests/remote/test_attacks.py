@@ -244,6 +244,19 @@ async def send_manifest(p: Peer, batches: list[bytes]) -> list[int]:
     return needs
 
 
+async def push_victim(p: Peer) -> list[socket.socket]:
+    """A push into module/dst whose manifest names one file, 'victim', which the daemon
+    asks for as need 1; the data streams, for what follows."""
+    _, socks = await open_push(p, "dst")
+    try:
+        needs = await send_manifest(p, [dir_manifest((1, entry("victim", FILE, len(PAYLOAD))))])
+        assert needs == [1], needs
+    except BaseException:
+        close(socks)
+        raise
+    return socks
+
+
 def shard(*members: tuple[bytes, bytes]) -> bytes:
     """A SHARD record holding raw (header, data) members, as the Sender frames one."""
     body = bytearray()
@@ -569,11 +582,8 @@ def test_a_shard_claiming_1_gib_allocates_nothing(arena: Arena) -> None:
     session is refused, and the daemon never held anything like 1 GiB."""
     async def attack() -> str:
         async with peer(arena.daemon) as p:
-            _, socks = await open_push(p, "dst")
+            socks = await push_victim(p)
             try:
-                needs = await send_manifest(p, [dir_manifest(
-                    (1, entry("victim", FILE, len(PAYLOAD))))])
-                assert needs == [1], needs
                 header = frames.SHARD_HEADER.pack(frames.SHARD, 1 << 30)
                 await asyncio.to_thread(socks[0].sendall, header + PAYLOAD)
             finally:
@@ -652,11 +662,8 @@ def test_hostile_data_plane_records_are_refused(arena: Arena) -> None:
 
     async def attack(label: str, data: bytes, word: str) -> None:
         async with peer(arena.daemon) as p:
-            _, socks = await open_push(p, "dst")
+            socks = await push_victim(p)
             try:
-                needs = await send_manifest(p, [dir_manifest(
-                    (1, entry("victim", FILE, len(PAYLOAD))))])
-                assert needs == [1], needs
                 await asyncio.to_thread(write_all, socks, data)
                 await p.send_late(manifest=pb.Manifest(batch=1))
                 message = await p.refusal()
