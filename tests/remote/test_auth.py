@@ -52,12 +52,22 @@ def guarded(tmp_path: Path) -> Iterator[Daemon]:
     running.stop()
 
 
-def blit(*args: str, password: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def run_with(program: str, *args: str,
+             password: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m program args`, with $BLIT_PASSWORD set to `password` (unset if None)."""
     env = {k: v for k, v in os.environ.items() if k != auth.PASSWORD_ENV}
     if password is not None:
         env[auth.PASSWORD_ENV] = password.decode()
-    return subprocess.run([sys.executable, "-m", "blit_cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", program, *args], capture_output=True,
                           text=True, timeout=120, env=env)
+
+
+def blit(*args: str, password: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return run_with("blit_cli", *args, password=password)
+
+
+def utils(*args: str, password: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return run_with("blit_utils", *args, password=password)
 
 
 def endpoint(daemon: Daemon, path: str, user: str = "alice") -> str:
@@ -183,14 +193,6 @@ def test_failed_logins_are_rate_limited_per_address(guarded: Daemon,
     locked = blit("copy", f"{small_tree}/", endpoint(guarded, "t") + "/", password=SECRET)
     assert locked.returncode == 5
     assert "too many failed logins from this address" in locked.stderr
-
-
-def utils(*args: str, password: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != auth.PASSWORD_ENV}
-    if password is not None:
-        env[auth.PASSWORD_ENV] = password.decode()
-    return subprocess.run([sys.executable, "-m", "blit_utils", *args], capture_output=True,
-                          text=True, timeout=60, env=env)
 
 
 def test_blit_utils_logs_in_to_list_measure_and_remove(guarded: Daemon, tmp_path: Path) -> None:
