@@ -43,6 +43,8 @@ from benchmarks.runner import (
     Config,
     LocalBenchmark,
     make_blit_tool,
+    positive_float,
+    positive_int,
     tool_version,
 )
 from benchmarks.workloads import log, remove_tree
@@ -59,20 +61,6 @@ def _workload_list(text: str) -> list[str]:
             + ",".join(WORKLOADS)
         )
     return list(dict.fromkeys(names))
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument(
             "--reps",
-            type=_positive_int,
+            type=positive_int,
             help="repetitions per tool and workload (default: "
             + ", ".join(f"{k} {v}" for k, v in DEFAULT_REPS.items())
             + ")",
@@ -156,16 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument(
             "--rss-interval",
-            type=_positive_float,
+            type=positive_float,
             default=15.0,
             metavar="MS",
             help="process-tree RSS polling interval in ms (default 15)",
         )
         cmd.add_argument("--keep", action="store_true", help="keep the workspace for inspection")
-    local.add_argument("--scale", type=_positive_float, default=1.0, help=argparse.SUPPRESS)
+    local.add_argument("--scale", type=positive_float, default=1.0, help=argparse.SUPPRESS)
     remote.add_argument(
         "--scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="multiply the workload sizes and the 2 GiB TCP transfer by this (default 1)",
     )

@@ -36,7 +36,7 @@ from benchmarks.daemons import LOOPBACK, start_blit_daemon
 from benchmarks.report import default_json_path, fmt, machine_header, machine_info, verdict
 from benchmarks.report import write_json as write_json_file
 from benchmarks.rss import read_rss, sampling
-from benchmarks.runner import BenchError, mb
+from benchmarks.runner import BenchError, mb, positive_float, positive_int
 from benchmarks.workloads import KiB, MiB, TreeSpec, generate_tree, log, remove_tree
 
 BLIT_CLIENT = [sys.executable, "-m", "blit_cli"]
@@ -374,20 +374,6 @@ def run_load(port: int, pid: int, module: Path, local: Path, clients: int, durat
 # -- the command ------------------------------------------------------------------------
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _clients(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def add_parser(sub: Any) -> None:
     """The ``load`` subcommand of ``python -m benchmarks``."""
     parser = sub.add_parser(
@@ -398,12 +384,13 @@ def add_parser(sub: Any) -> None:
         "verifies, the daemon's RSS stays bounded, its descriptors come back, and one client "
         "more is refused as busy.",
     )
-    parser.add_argument("--clients", type=_clients, default=DEFAULT_CLIENTS,
+    parser.add_argument("--clients", type=positive_int, default=DEFAULT_CLIENTS,
                         help=f"concurrent clients, and the daemon's max_sessions (default "
                         f"{DEFAULT_CLIENTS})")
-    parser.add_argument("--duration", type=_positive, default=DEFAULT_DURATION_S, metavar="SECS",
+    parser.add_argument("--duration", type=positive_float, default=DEFAULT_DURATION_S,
+                        metavar="SECS",
                         help=f"how long the clients loop (default {DEFAULT_DURATION_S:g})")
-    parser.add_argument("--paced-seconds", type=_positive, default=DEFAULT_PACED_S,
+    parser.add_argument("--paced-seconds", type=positive_float, default=DEFAULT_PACED_S,
                         metavar="SECS", help="length of each transfer of the paced round, "
                         f"during which the extra client is tried (default {DEFAULT_PACED_S:g})")
     parser.add_argument("--dir", type=Path, default=Path("/dev/shm"),

@@ -20,6 +20,7 @@ directory, so ``blit mirror SRC/ DST/``, ``rsync -a --delete SRC/ DST/`` and
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import shutil
@@ -80,6 +81,22 @@ SPEED_TARGETS: dict[str, float] = {
     "noop": 1.5,
 }
 CP_TARGET = 1.1  # blit/cp on `large`
+
+
+def positive_float(text: str) -> float:
+    """A command-line value above 0 (argparse type)."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A command-line count of at least 1 (argparse type)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
 
 
 class BenchError(RuntimeError):

@@ -649,12 +649,12 @@ class Sender:
     def _changed(self, item: Work) -> None:
         """`item`'s file changed while it was read. The first time, it goes again, whole, as
         it is now, on this stream, under a new id (REDO); a second change is reported."""
-        new_id = None if item.need_id >= frames.FIRST_REDO_ID else self.work.claim_redo(
-            item.need_id)
-        if new_id is None:
-            if item.need_id >= frames.FIRST_REDO_ID:
-                self.out.write(frames.encode_abort(item.need_id, CHANGED))
-            return  # else the stream that found it first sends it again
+        if item.need_id >= frames.FIRST_REDO_ID:  # this was its second sending
+            self.out.write(frames.encode_abort(item.need_id, CHANGED))
+            return
+        new_id = self.work.claim_redo(item.need_id)
+        if new_id is None:  # another stream found it first, and sends it again
+            return
         try:
             fd = self.open_file(item.path)
             try:
