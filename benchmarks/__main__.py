@@ -42,6 +42,7 @@ from benchmarks.runner import (
     BenchmarkBase,
     Config,
     LocalBenchmark,
+    compile_blit_bytecode,
     make_blit_tool,
     positive_float,
     positive_int,
@@ -308,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (daemons, workspace) as on Ctrl-C
+    compile_blit_bytecode()
     own = {"delta": delta.run, "load": load.run}
     return own.get(args.command, run)(args)
 

@@ -21,6 +21,8 @@ directory, so ``blit mirror SRC/ DST/``, ``rsync -a --delete SRC/ DST/`` and
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import os
 import shlex
 import shutil
@@ -151,8 +153,23 @@ RSYNC = Tool("rsync", ("rsync", "-a", "--delete"), "rsync")
 CP = Tool("cp", ("cp", "-a"), "cp")
 
 
+BLIT_PACKAGES = ("blit_core", "blit_cli", "blit_daemon", "blit_utils")
+
+
+def compile_blit_bytecode() -> None:
+    """Write blit's .pyc files, as installing it from a wheel does. A checkout installed with
+    ``pip install -e`` has none until a run writes them, and with PYTHONDONTWRITEBYTECODE set
+    (as on these machines) no run does: every blit process would then compile its ~60
+    modules again, ~70 ms of start-up that no installed copy pays."""
+    for package in BLIT_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                compileall.compile_dir(location, quiet=1)
+
+
 def tool_version(tool: Tool) -> str:
-    """First line of ``<tool> --version`` (also warms up imports / .pyc files for blit)."""
+    """First line of ``<tool> --version`` (also warms up imports for blit)."""
     argv = [*tool.base, "--version"] if tool.style == "blit" else [tool.base[0], "--version"]
     try:
         proc = subprocess.run(

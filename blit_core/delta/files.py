@@ -1,6 +1,7 @@
 """The delta's I/O: a basis file's signature read from its descriptor, and a file rebuilt
 into a temp file from its basis (copy_file_range, no Python loop over blocks) and literals,
-then checked against the SOURCE's whole-file xxh3-128."""
+then checked against the SOURCE's whole-file xxh3-128. A file that turns out to be its basis
+byte for byte (only its mtime changed) is not written at all: the basis is checked instead."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from blit_core.delta.signature import Signature
 
 READ_CHUNK = 8 << 20
+HASH_CHUNK = 4 << 20  # a basis standing for its file is hashed through a buffer this large
 SIGN_THREADS = 2
 SIGN_CHUNK = 2 << 20  # a basis is signed in chunks of about this size, in parallel
 PARALLEL_COPY = 64 << 20  # a longer run of copied blocks is copied by two threads
@@ -95,8 +97,10 @@ class Rebuilder:
     """Writes a file from operations, in order, into `out_fd` (a fresh temp file)."""
 
     def __init__(self, basis_fd: int, out_fd: int, block_size: int, basis_size: int,
-                 size: int) -> None:
-        """`size`: the new file's; nothing is written past it."""
+                 size: int, *, may_keep_basis: bool = False) -> None:
+        """`size`: the new file's; nothing is written past it. `may_keep_basis`: the basis
+        may stand for the new file if the new file turns out to be the same bytes (see
+        `check`); until an operation says otherwise, copies are then only counted."""
         self.size = size
         self.basis_fd = basis_fd
         self.out_fd = out_fd
@@ -105,6 +109,11 @@ class Rebuilder:
         self.offset = 0
         self.literal_bytes = 0
         self.matched_bytes = 0
+        # While True, every byte so far is the basis's at the same offset, and unwritten;
+        # the basis is hashed as the copies arrive (while the SOURCE matches the rest).
+        self.same_as_basis = may_keep_basis and size == basis_size
+        self._basis_hasher = xxhash.xxh3_128()
+        self._buffer: memoryview | None = None
 
     def copy(self, op: Copy) -> None:
         length = copy_length(op, self.block_size, self.basis_size)
@@ -112,28 +121,55 @@ class Rebuilder:
             raise DeltaMismatch(f"a copy of blocks {op.block}+{op.count} outside the basis")
         self._check_room(length)
         source = op.block * self.block_size
+        if self.same_as_basis and source == self.offset:
+            self._hash_basis(source, length)
+        else:
+            self._write_held_back()
+            self._copy_run(source, self.offset, length)
+        self.offset += length
+        self.matched_bytes += length
+
+    def _hash_basis(self, start: int, length: int) -> None:
+        """Hash the basis's bytes read into a buffer (a mapping would fault, SIGBUS, past
+        the end of a basis truncated meanwhile)."""
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(HASH_CHUNK))
+        end = start + length
+        while start < end:
+            read = os.preadv(self.basis_fd, [self._buffer[: min(HASH_CHUNK, end - start)]],
+                             start)
+            if read == 0:
+                raise DeltaMismatch("the basis shrank during the transfer")
+            self._basis_hasher.update(self._buffer[:read])
+            start += read
+
+    def _write_held_back(self) -> None:
+        """The file differs from its basis after all: write the start copied so far."""
+        if self.same_as_basis:
+            self.same_as_basis = False
+            self._copy_run(0, 0, self.offset)
+
+    def _copy_run(self, source: int, target: int, length: int) -> None:
         if length >= PARALLEL_COPY:  # half in another thread: copying is page-bound
             half = length // 2 // self.block_size * self.block_size
             failed: list[BaseException] = []
 
             def copy_second_half() -> None:
                 try:
-                    self._copy_range(source + half, self.offset + half, length - half)
+                    self._copy_range(source + half, target + half, length - half)
                 except BaseException as exc:
                     failed.append(exc)
 
             helper = threading.Thread(target=copy_second_half, name="blit-copy")
             helper.start()
             try:
-                self._copy_range(source, self.offset, half)
+                self._copy_range(source, target, half)
             finally:
                 helper.join()
             if failed:
                 raise failed[0]
-        else:
-            self._copy_range(source, self.offset, length)
-        self.offset += length
-        self.matched_bytes += length
+        elif length:
+            self._copy_range(source, target, length)
 
     def _copy_range(self, source: int, target: int, length: int) -> None:
         done = 0
@@ -155,16 +191,24 @@ class Rebuilder:
 
     def literal(self, data: bytes | memoryview) -> None:
         self._check_room(len(data))
+        self._write_held_back()
         pwrite_all(self.out_fd, data, self.offset)
         self.offset += len(data)
         self.literal_bytes += len(data)
 
-    def check(self, size: int, digest: bytes) -> None:
-        """The whole file is written: DeltaMismatch unless it is `size` bytes with `digest`."""
+    def check(self, size: int, digest: bytes) -> bool:
+        """Every operation is in: DeltaMismatch unless the file is `size` bytes with `digest`.
+        True when the file is its basis, unchanged: nothing was written, and the basis
+        (checked instead) is the file."""
         if self.offset != size:
             raise DeltaMismatch(f"rebuilt {self.offset} bytes of {size}")
+        if self.same_as_basis:
+            if self._basis_hasher.digest() != digest:
+                raise DeltaMismatch("the basis's checksum differs from the source's")
+            return True
         if file_digest(self.out_fd, size) != digest:
             raise DeltaMismatch("the rebuilt file's checksum differs from the source's")
+        return False
 
 
 def wants_delta(basis_size: int) -> bool:

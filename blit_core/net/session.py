@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import itertools
 import queue
 import secrets
@@ -460,7 +461,9 @@ async def run_source(
                 shard = packer.flush()
                 if shard.files:
                     await put_work(shard)
-                if not frame.needs.more:
+                if frame.needs.more:
+                    signatures.expect()
+                else:
                     del outstanding[frame.needs.batch]  # only now: maybe_stop must wait
                     signatures.forget(files)
                     window.release()
@@ -533,6 +536,14 @@ class _Signatures:
         self._outstanding = outstanding
         self._arriving: dict[int, SignatureReader] = {}
         self._complete: dict[int, Signature] = {}
+        self._loading: threading.Thread | None = None
+
+    def expect(self) -> None:
+        """Signatures are being made: load the delta's modules (numpy, ~0.1 s) in a thread
+        meanwhile, not in the event loop once the first arrives."""
+        if self._loading is None:
+            self._loading = threading.Thread(target=_load_delta_modules, name="blit-load-delta")
+            self._loading.start()
 
     def add(self, part: pb.Signature) -> None:
         from blit_core.delta.signature import SignatureReader  # numpy: only with deltas
@@ -558,6 +569,11 @@ class _Signatures:
         for need_id in ids:
             self._arriving.pop(need_id, None)
             self._complete.pop(need_id, None)
+
+
+def _load_delta_modules() -> None:
+    with contextlib.suppress(ImportError):  # the import that needs them reports it
+        importlib.import_module("blit_core.delta.match")
 
 
 def _join_all(threads: list[threading.Thread]) -> None:

@@ -330,8 +330,11 @@ class Destination(LocalPipeline):
             if _identity(st) != basis.identity:
                 os.close(fd)
                 return
+            # The basis may stand for the file only where it is the file's own, sole name
+            # (a --backup of it, or a partial, must come from a replacement).
+            keep = not (need.partial or self.options.backup) and st.st_nlink == 1
             basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size,
-                                      need.item.entry.size)
+                                      need.item.entry.size, may_keep_basis=keep)
 
     def delta_copy(self, need_id: int, block: int, count: int) -> None:
         self._rebuild_step(need_id, lambda rebuild: rebuild.copy(Copy(block, count)))
@@ -368,7 +371,7 @@ class Destination(LocalPipeline):
         try:
             if rebuild is None:
                 raise DeltaMismatch("the basis changed")
-            rebuild.check(size, digest)
+            unchanged = rebuild.check(size, digest)
         except DeltaMismatch:
             self._send_whole(need_id, need)
             return
@@ -381,7 +384,24 @@ class Destination(LocalPipeline):
             stats.literal_bytes += rebuild.literal_bytes
             stats.matched_bytes += rebuild.matched_bytes
             need.received = size
-        self._commit(need_id)
+        if unchanged:
+            self._keep_basis(need_id, need, rebuild)
+        else:
+            self._commit(need_id)
+
+    def _keep_basis(self, need_id: int, need: _Need, rebuild: Rebuilder) -> None:
+        """The file is its basis, byte for byte (only its times, mode or owner differ): the
+        basis stays, taking the entry's metadata through the descriptor its bytes were
+        checked through, and the unwritten temp file goes. Nothing is copied."""
+        with self.lock:
+            if self.needs.get(need_id) is not need:  # dropped meanwhile
+                return
+            try:
+                self.local.sink.keep_as_is(rebuild.basis_fd, need.item.entry)
+            except OSError as exc:
+                self._give_up(need_id, exc)
+                return
+            self._committed(need_id, need)
 
     def _send_whole(self, need_id: int, need: _Need) -> None:
         with self.lock:
@@ -556,14 +576,18 @@ class Destination(LocalPipeline):
             need.incoming = None
             if need.partial:
                 self.local.sink.drop_partial(dir_fd, name)
-            self._drop(need_id, need)
-            self.local.record_copy(need.where, need.item, STRATEGY)
-            if self.options.want_progress:
-                self.observer.on_progress(0, 1)
-            self._commits_unreported += 1
-            if self._commits_unreported >= REPORT_EVERY_COMMITS:
-                self._commits_unreported = 0
-                self.local.flush_result()
+            self._committed(need_id, need)
+
+    def _committed(self, need_id: int, need: _Need) -> None:
+        """The need's file is in place (lock held): forget the need, count and report it."""
+        self._drop(need_id, need)
+        self.local.record_copy(need.where, need.item, STRATEGY)
+        if self.options.want_progress:
+            self.observer.on_progress(0, 1)
+        self._commits_unreported += 1
+        if self._commits_unreported >= REPORT_EVERY_COMMITS:
+            self._commits_unreported = 0
+            self.local.flush_result()
 
     def _give_up(self, need_id: int, exc: OSError) -> None:
         with self.lock:

@@ -350,6 +350,11 @@ class FsSink:
             os.close(basis)
         return self._fill(src_fd, out, entry, dest)
 
+    def keep_as_is(self, fd: int, entry: FileEntry) -> None:
+        """A file found to hold a received file's bytes already keeps its place: it takes
+        the entry's owner, mode and times through `fd` (open to read)."""
+        self._finish_fd(fd, entry, fchmod_needed=True, chown_needed=True)
+
     def _finish_fd(
         self, fd: int, entry: FileEntry, *, fchmod_needed: bool, chown_needed: bool
     ) -> None:

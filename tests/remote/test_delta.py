@@ -81,15 +81,59 @@ def test_whole_file_flag_sends_the_file_whole(direction: str, daemon: Daemon,
     assert report["wire_bytes_sent"] + report["wire_bytes_received"] > SIZE
 
 
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_file_with_only_new_times_and_mode_keeps_its_place(direction: str, daemon: Daemon,
+                                                             tmp_path: Path) -> None:
+    """Same bytes, another mtime: the delta is all copies, so the file already there is
+    checked against the SOURCE's checksum and takes the new metadata; nothing is written."""
+    src, dst = first_copy(direction, daemon, tmp_path)
+    image = src / "image.bin"
+    os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    image.chmod(0o600)
+    before = (dst / "image.bin").stat()
+    report = summary(transfer(direction, daemon, "mirror", src, dst, "--json"))
+    assert_same_tree(src, dst)
+    assert find_temp_files(dst) == []
+    after = (dst / "image.bin").stat()
+    assert after.st_ino == before.st_ino
+    assert after.st_mtime_ns == 1_700_000_000_123_456_789 and after.st_mode & 0o777 == 0o600
+    assert report["files"]["transferred"] == 1
+    assert report["delta"]["literal_bytes"] == 0 and report["delta"]["matched_bytes"] == SIZE
+    assert report["wire_bytes_sent"] + report["wire_bytes_received"] < SIZE // 100
+
+
+def test_a_file_with_another_name_is_rebuilt_not_changed_in_place(daemon: Daemon,
+                                                                  tmp_path: Path) -> None:
+    """A destination file with a second hard link is replaced, as rsync replaces it: the
+    other name keeps the old inode and metadata."""
+    src, dst = first_copy("push", daemon, tmp_path)
+    image = src / "image.bin"
+    os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    other = daemon.root / "other-name"
+    os.link(dst / "image.bin", other)
+    before = other.stat()
+    report = summary(transfer("push", daemon, "copy", src, dst, "--json"))
+    assert_same_tree(src, dst)
+    assert (dst / "image.bin").stat().st_ino != before.st_ino
+    assert other.stat().st_mtime_ns == before.st_mtime_ns
+    assert other.read_bytes() == image.read_bytes()
+    assert report["delta"]["literal_bytes"] == 0 and report["delta"]["files"] == 1
+
+
+@pytest.mark.parametrize("change", ["edited", "new mtime only"])
 def test_a_basis_that_changes_underneath_falls_back_to_the_whole_file(
-        daemon: Daemon, tmp_path: Path) -> None:
+        daemon: Daemon, tmp_path: Path, change: str) -> None:
     """A push on one stream capped at 1 MB/s: the daemon signs the old file at once, then
     the file ahead of it takes ~6 s to arrive; meanwhile the old file is rewritten in place
-    with its size and mtime kept, so only the rebuilt file's checksum can tell."""
+    with its size and mtime kept, so only the checksum of the rebuilt file (or, when the
+    SOURCE's file is the old one with a new mtime, of the old file itself) can tell."""
     src, dst = first_copy("push", daemon, tmp_path)
     (src / "a_first.bin").write_bytes(os.urandom(6 << 20))
     image = src / "image.bin"
-    image.write_bytes(edited(image.read_bytes()))
+    if change == "edited":
+        image.write_bytes(edited(image.read_bytes()))
+    else:
+        os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
     basis = dst / "image.bin"
     kept = basis.stat()
     with subprocess.Popen(

@@ -4,6 +4,7 @@ and files rebuilt byte for byte from the operations, for random data and random 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,6 +227,68 @@ def test_rebuild_from_files_checks_the_result(tmp_path, monkeypatch: pytest.Monk
             rebuild.copy(Copy(10_000, 1))  # beyond the basis
         with pytest.raises(ProtocolError):
             rebuild.literal(b"x")  # beyond the new file's size
+    finally:
+        os.close(basis_fd)
+        os.close(out_fd)
+
+
+def _rebuild(tmp_path: Path, basis_data: bytes, new: bytes) -> tuple[Rebuilder, bytes, int, int]:
+    """A Rebuilder that may keep its basis, fed the ops of `new` (descriptors open: the
+    caller closes them)."""
+    (tmp_path / "basis").write_bytes(basis_data)
+    basis_fd = os.open(tmp_path / "basis", os.O_RDONLY)
+    out_fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o600)
+    sig = file_signature(basis_fd, len(basis_data), SEED)
+    matcher = Matcher(sig)
+    ops = matcher.feed(new)
+    more, digest = matcher.finish()
+    rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size, len(new),
+                        may_keep_basis=True)
+    for op in ops + more:
+        rebuild.copy(op) if isinstance(op, Copy) else rebuild.literal(op.data)
+    return rebuild, digest, basis_fd, out_fd
+
+
+def test_a_file_that_is_its_basis_is_not_written(tmp_path: Path) -> None:
+    data = os.urandom(1 << 20)
+    rebuild, digest, basis_fd, out_fd = _rebuild(tmp_path, data, data)
+    try:
+        assert rebuild.check(len(data), digest) is True
+        assert (tmp_path / "out").read_bytes() == b""
+        assert rebuild.matched_bytes == len(data) and rebuild.literal_bytes == 0
+        with pytest.raises(DeltaMismatch):  # the basis is what gets checked
+            rebuild.check(len(data), bytes(16))
+    finally:
+        os.close(basis_fd)
+        os.close(out_fd)
+
+
+@pytest.mark.parametrize("where", [0, 500_000, (1 << 20) - 10])
+def test_a_change_anywhere_writes_the_start_held_back(tmp_path: Path, where: int) -> None:
+    data = os.urandom(1 << 20)
+    new = data[:where] + b"0123456789" + data[where + 10:]
+    rebuild, digest, basis_fd, out_fd = _rebuild(tmp_path, data, new)
+    try:
+        assert rebuild.check(len(new), digest) is False
+        assert (tmp_path / "out").read_bytes() == new
+    finally:
+        os.close(basis_fd)
+        os.close(out_fd)
+
+
+def test_a_basis_that_shrinks_while_held_back_is_a_mismatch(tmp_path: Path) -> None:
+    """Hashed through reads, not a mapping: a truncated basis is a mismatch, not SIGBUS."""
+    data = os.urandom(1 << 20)
+    (tmp_path / "basis").write_bytes(data)
+    basis_fd = os.open(tmp_path / "basis", os.O_RDONLY)
+    out_fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        sig = file_signature(basis_fd, len(data), SEED)
+        rebuild = Rebuilder(basis_fd, out_fd, sig.block_size, sig.size, len(data),
+                            may_keep_basis=True)
+        os.truncate(tmp_path / "basis", 1000)
+        with pytest.raises(DeltaMismatch):
+            rebuild.copy(Copy(0, sig.blocks))
     finally:
         os.close(basis_fd)
         os.close(out_fd)
