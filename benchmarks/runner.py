@@ -165,7 +165,7 @@ def compile_blit_bytecode() -> None:
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:
             for location in spec.submodule_search_locations:
-                compileall.compile_dir(location, quiet=1)
+                compileall.compile_dir(location, quiet=2)  # a read-only install: as is
 
 
 def tool_version(tool: Tool) -> str:

@@ -1,7 +1,8 @@
 """The delta's I/O: a basis file's signature read from its descriptor, and a file rebuilt
 into a temp file from its basis (copy_file_range, no Python loop over blocks) and literals,
 then checked against the SOURCE's whole-file xxh3-128. A file that turns out to be its basis
-byte for byte (only its mtime changed) is not written at all: the basis is checked instead."""
+byte for byte (only its mtime changed) is not written at all: the basis's digest, taken as it
+was signed, is checked instead."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from blit_core.delta.signature import Signature
 
 READ_CHUNK = 8 << 20
-HASH_CHUNK = 4 << 20  # a basis standing for its file is hashed through a buffer this large
 SIGN_THREADS = 2
 SIGN_CHUNK = 2 << 20  # a basis is signed in chunks of about this size, in parallel
 PARALLEL_COPY = 64 << 20  # a longer run of copied blocks is copied by two threads
@@ -49,27 +49,35 @@ def read_chunks(fd: int, chunk: int = READ_CHUNK) -> Iterator[bytes]:
         yield data
 
 
-def file_signature(fd: int, size: int, seed: int) -> Signature:
+def file_signature(fd: int, size: int, seed: int, *, with_digest: bool = False) -> Signature:
     """The signature of the `size` bytes of an open basis, read and signed in block-aligned
-    chunks on SIGN_THREADS threads; ValueError if it is not that long."""
+    chunks on SIGN_THREADS threads; ValueError if it is not that long. `with_digest`: also
+    the basis's whole-file xxh3-128 (in `digest`), hashed from the same reads."""
     from blit_core.delta.signature import SignatureBuilder  # numpy: only once a delta is due
 
     builder = SignatureBuilder(size, seed)
     chunk = SIGN_CHUNK // builder.block_size * builder.block_size or builder.block_size
+    hasher = xxhash.xxh3_128() if with_digest else None
 
-    def sign_chunk(offset: int) -> tuple[np.ndarray, bytes, int]:
+    def sign_chunk(offset: int) -> tuple[np.ndarray, bytes, bytes]:
         data = os.pread(fd, min(chunk, size - offset), offset)
-        return (*builder.sign(data), len(data))
+        return (*builder.sign(data), data)
 
-    pending: deque[Future[tuple[np.ndarray, bytes, int]]] = deque()
+    pending: deque[Future[tuple[np.ndarray, bytes, bytes]]] = deque()
     offsets = iter(range(0, size, chunk))
     try:
         while True:  # a few chunks in flight: others' signatures are not held up
             while len(pending) < 2 * SIGN_THREADS and (offset := next(offsets, None)) is not None:
                 pending.append(_sign_pool().submit(sign_chunk, offset))
             if not pending:
-                return builder.finish()
-            builder.add_signed(*pending.popleft().result())
+                sig = builder.finish()
+                if hasher is not None:
+                    sig.digest = hasher.digest()
+                return sig
+            weak, strong, data = pending.popleft().result()
+            builder.add_signed(weak, strong, len(data))
+            if hasher is not None:
+                hasher.update(data)
     finally:  # fd is the caller's to close: nothing may still read it then
         for future in pending:
             future.cancel()
@@ -97,10 +105,11 @@ class Rebuilder:
     """Writes a file from operations, in order, into `out_fd` (a fresh temp file)."""
 
     def __init__(self, basis_fd: int, out_fd: int, block_size: int, basis_size: int,
-                 size: int, *, may_keep_basis: bool = False) -> None:
-        """`size`: the new file's; nothing is written past it. `may_keep_basis`: the basis
-        may stand for the new file if the new file turns out to be the same bytes (see
-        `check`); until an operation says otherwise, copies are then only counted."""
+                 size: int, *, basis_digest: bytes | None = None) -> None:
+        """`size`: the new file's; nothing is written past it. `basis_digest`: the basis's
+        xxh3-128 when it was signed, if the basis may stand for the new file should the new
+        file turn out to be the same bytes (see `check`); until an operation says otherwise,
+        copies are then only counted."""
         self.size = size
         self.basis_fd = basis_fd
         self.out_fd = out_fd
@@ -109,11 +118,9 @@ class Rebuilder:
         self.offset = 0
         self.literal_bytes = 0
         self.matched_bytes = 0
-        # While True, every byte so far is the basis's at the same offset, and unwritten;
-        # the basis is hashed as the copies arrive (while the SOURCE matches the rest).
-        self.same_as_basis = may_keep_basis and size == basis_size
-        self._basis_hasher = xxhash.xxh3_128()
-        self._buffer: memoryview | None = None
+        self.basis_digest = basis_digest
+        # While True, every byte so far is the basis's at the same offset, and unwritten.
+        self.same_as_basis = basis_digest is not None and size == basis_size
 
     def copy(self, op: Copy) -> None:
         length = copy_length(op, self.block_size, self.basis_size)
@@ -121,30 +128,15 @@ class Rebuilder:
             raise DeltaMismatch(f"a copy of blocks {op.block}+{op.count} outside the basis")
         self._check_room(length)
         source = op.block * self.block_size
-        if self.same_as_basis and source == self.offset:
-            self._hash_basis(source, length)
-        else:
-            self._write_held_back()
+        if not (self.same_as_basis and source == self.offset):
+            self.write_held_back()
             self._copy_run(source, self.offset, length)
         self.offset += length
         self.matched_bytes += length
 
-    def _hash_basis(self, start: int, length: int) -> None:
-        """Hash the basis's bytes read into a buffer (a mapping would fault, SIGBUS, past
-        the end of a basis truncated meanwhile)."""
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(HASH_CHUNK))
-        end = start + length
-        while start < end:
-            read = os.preadv(self.basis_fd, [self._buffer[: min(HASH_CHUNK, end - start)]],
-                             start)
-            if read == 0:
-                raise DeltaMismatch("the basis shrank during the transfer")
-            self._basis_hasher.update(self._buffer[:read])
-            start += read
-
-    def _write_held_back(self) -> None:
-        """The file differs from its basis after all: write the start copied so far."""
+    def write_held_back(self) -> None:
+        """The basis cannot stand for the file (it differs, or cannot stay): write the
+        start copied so far."""
         if self.same_as_basis:
             self.same_as_basis = False
             self._copy_run(0, 0, self.offset)
@@ -191,19 +183,20 @@ class Rebuilder:
 
     def literal(self, data: bytes | memoryview) -> None:
         self._check_room(len(data))
-        self._write_held_back()
+        self.write_held_back()
         pwrite_all(self.out_fd, data, self.offset)
         self.offset += len(data)
         self.literal_bytes += len(data)
 
     def check(self, size: int, digest: bytes) -> bool:
         """Every operation is in: DeltaMismatch unless the file is `size` bytes with `digest`.
-        True when the file is its basis, unchanged: nothing was written, and the basis
-        (checked instead) is the file."""
+        True when the file is its basis as signed: nothing was written, and the basis's
+        digest is the one checked (the caller makes sure it has not changed since, or calls
+        `write_held_back` and checks again)."""
         if self.offset != size:
             raise DeltaMismatch(f"rebuilt {self.offset} bytes of {size}")
         if self.same_as_basis:
-            if self._basis_hasher.digest() != digest:
+            if self.basis_digest != digest:
                 raise DeltaMismatch("the basis's checksum differs from the source's")
             return True
         if file_digest(self.out_fd, size) != digest:

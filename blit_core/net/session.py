@@ -572,7 +572,7 @@ class _Signatures:
 
 
 def _load_delta_modules() -> None:
-    with contextlib.suppress(ImportError):  # the import that needs them reports it
+    with contextlib.suppress(Exception):  # the import that needs them reports it
         importlib.import_module("blit_core.delta.match")
 
 

@@ -58,8 +58,9 @@ STRATEGY = "network"
 class _Basis:
     """The file a delta need is rebuilt from: as it was when its signature was made."""
 
-    identity: tuple[int, int, int, int]  # dev, ino, size, mtime_ns
+    identity: tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns
     block_size: int
+    digest: bytes  # its xxh3-128 if it may stand for the file (see _keep_basis), else b""
     rebuild: Rebuilder | None = None  # while its delta arrives; None once it failed
 
 
@@ -293,7 +294,8 @@ class Destination(LocalPipeline):
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 return None
-            sig = file_signature(fd, st.st_size, seed)
+            sig = file_signature(fd, st.st_size, seed,
+                                 with_digest=self._may_stay(need, st))
         except (OSError, ValueError):
             return None
         finally:
@@ -301,9 +303,17 @@ class Destination(LocalPipeline):
         with self.lock:
             if self.needs.get(need_id) is not need:  # dropped meanwhile
                 return None
-            need.basis = _Basis(_identity(st), sig.block_size)
+            need.basis = _Basis(_identity(st), sig.block_size, sig.digest)
             self.local.result.stats.signature_bytes += sig.wire_bytes
         return sig
+
+    def _may_stay(self, need: _Need, st: os.stat_result) -> bool:
+        """Whether this basis may stand for its file, should the file turn out to be the same
+        bytes: it is the file's own (not a partial), sole name, the same size, and ours to
+        change (its mode and times); and no --backup wants the old version kept apart."""
+        return (not (need.partial or self.options.backup) and st.st_nlink == 1
+                and st.st_size == need.item.entry.size
+                and (self.local.sink.is_root or st.st_uid == os.geteuid()))
 
     def delta_start(self, need_id: int) -> None:
         """A delta for this need begins: open its temp file, and its basis again (which must
@@ -330,11 +340,9 @@ class Destination(LocalPipeline):
             if _identity(st) != basis.identity:
                 os.close(fd)
                 return
-            # The basis may stand for the file only where it is the file's own, sole name
-            # (a --backup of it, or a partial, must come from a replacement).
-            keep = not (need.partial or self.options.backup) and st.st_nlink == 1
             basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size,
-                                      need.item.entry.size, may_keep_basis=keep)
+                                      need.item.entry.size,
+                                      basis_digest=basis.digest or None)
 
     def delta_copy(self, need_id: int, block: int, count: int) -> None:
         self._rebuild_step(need_id, lambda rebuild: rebuild.copy(Copy(block, count)))
@@ -371,37 +379,53 @@ class Destination(LocalPipeline):
         try:
             if rebuild is None:
                 raise DeltaMismatch("the basis changed")
-            unchanged = rebuild.check(size, digest)
+            if rebuild.check(size, digest) and self._keep_basis(need_id, need, basis, rebuild):
+                return
+            rebuild.write_held_back()  # if the basis was to stand for the file, it cannot
+            rebuild.check(size, digest)
         except DeltaMismatch:
             self._send_whole(need_id, need)
             return
         except OSError as exc:
             self._give_up(need_id, exc)
             return
+        self._count_delta(need, rebuild)
+        self._commit(need_id)
+
+    def _count_delta(self, need: _Need, rebuild: Rebuilder) -> None:
         with self.lock:
             stats = self.local.result.stats
             stats.delta_files += 1
             stats.literal_bytes += rebuild.literal_bytes
             stats.matched_bytes += rebuild.matched_bytes
-            need.received = size
-        if unchanged:
-            self._keep_basis(need_id, need, rebuild)
-        else:
-            self._commit(need_id)
+            need.received = rebuild.offset
 
-    def _keep_basis(self, need_id: int, need: _Need, rebuild: Rebuilder) -> None:
-        """The file is its basis, byte for byte (only its times, mode or owner differ): the
-        basis stays, taking the entry's metadata through the descriptor its bytes were
-        checked through, and the unwritten temp file goes. Nothing is copied."""
+    def _keep_basis(self, need_id: int, need: _Need, basis: _Basis, rebuild: Rebuilder) -> bool:
+        """The file is its basis as signed, byte for byte (only its times, mode or owner
+        differ): if the basis is still that file, untouched since (same size, mtime and
+        ctime), under the need's name, its only name, it stays and takes the entry's metadata
+        through the descriptor it was checked through; the unwritten temp file goes. Nothing
+        is copied. False, with nothing done, if it cannot stay."""
         with self.lock:
             if self.needs.get(need_id) is not need:  # dropped meanwhile
-                return
+                return True
+            try:
+                st = os.fstat(rebuild.basis_fd)
+                dir_fd, name = self.local._place_of(need.where)
+                named = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                return False
+            if (_identity(st) != basis.identity or st.st_nlink != 1
+                    or (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino)):
+                return False
+            self._count_delta(need, rebuild)
             try:
                 self.local.sink.keep_as_is(rebuild.basis_fd, need.item.entry)
             except OSError as exc:
                 self._give_up(need_id, exc)
-                return
+                return True
             self._committed(need_id, need)
+        return True
 
     def _send_whole(self, need_id: int, need: _Need) -> None:
         with self.lock:
@@ -652,9 +676,10 @@ class Destination(LocalPipeline):
                 self.local.release_places()
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What says a basis is still the file its signature was made from."""
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What says a basis is still the file its signature was made from (any write to it
+    moves its ctime on, even one that puts its mtime back)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 SPARSE_BLOCK = 4096

@@ -102,6 +102,20 @@ def test_a_file_with_only_new_times_and_mode_keeps_its_place(direction: str, dae
     assert report["wire_bytes_sent"] + report["wire_bytes_received"] < SIZE // 100
 
 
+def test_with_backup_a_file_with_only_a_new_mtime_is_replaced_and_backed_up(
+        daemon: Daemon, tmp_path: Path) -> None:
+    src, dst = first_copy("push", daemon, tmp_path)
+    image = src / "image.bin"
+    os.utime(image, ns=(1_700_000_000_000_000_000, 1_700_000_000_123_456_789))
+    before = (dst / "image.bin").stat()
+    report = summary(transfer("push", daemon, "copy", src, dst, "--json", "--backup"))
+    assert (dst / "image.bin").read_bytes() == image.read_bytes()
+    assert (dst / "image.bin").stat().st_mtime_ns == 1_700_000_000_123_456_789
+    backup = (dst / "image.bin~").stat()
+    assert backup.st_ino == before.st_ino and backup.st_mtime_ns == before.st_mtime_ns
+    assert report["delta"]["literal_bytes"] == 0 and report["delta"]["files"] == 1
+
+
 def test_a_file_with_another_name_is_rebuilt_not_changed_in_place(daemon: Daemon,
                                                                   tmp_path: Path) -> None:
     """A destination file with a second hard link is replaced, as rsync replaces it: the
