@@ -379,10 +379,11 @@ class Destination(LocalPipeline):
         try:
             if rebuild is None:
                 raise DeltaMismatch("the basis changed")
-            if rebuild.check(size, digest) and self._keep_basis(need_id, need, basis, rebuild):
-                return
-            rebuild.write_held_back()  # if the basis was to stand for the file, it cannot
-            rebuild.check(size, digest)
+            if rebuild.check(size, digest):  # the basis is the file, as it was signed
+                if self._keep_basis(need_id, need, basis, rebuild):
+                    return
+                rebuild.write_held_back()  # it cannot stay: the file is written after all
+                rebuild.check(size, digest)
         except DeltaMismatch:
             self._send_whole(need_id, need)
             return
