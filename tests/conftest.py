@@ -47,8 +47,9 @@ if not _BLIT_INSTALLED:
 elif str(REPO_ROOT) not in sys.path:  # benchmarks/ is never installed (test_load reuses it)
     sys.path.append(str(REPO_ROOT))
 
-from benchmarks.runner import compile_blit_bytecode  # noqa: E402
 from helpers.treecheck import diff_snapshots, snapshot  # noqa: E402
+
+from benchmarks.runner import compile_blit_bytecode  # noqa: E402
 
 # The tests start hundreds of blit processes: each would otherwise compile blit's modules
 # again when PYTHONDONTWRITEBYTECODE is set.
