@@ -73,15 +73,15 @@ def streaming(dst: Path, in_place: bool = False) -> bool:
 
 
 def start(direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
-          *flags: str) -> tuple[Path, Path, subprocess.Popen[str]]:
-    """A copy (with `flags`) of a fresh source under way (its client in `reaper`), the large
-    file's bytes arriving; the destination held OLD_BYTES as its older version of it."""
+          *flags: str, verb: str = "copy") -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A copy (or `verb`, with `flags`) of a fresh source under way (its client in `reaper`),
+    the large file's bytes arriving; the destination held OLD_BYTES as its older version."""
     src, dst = sides(direction, daemon, tmp_path)
     make_source(src)
     dst.mkdir()
     (dst / BIG).write_bytes(OLD_BYTES)
     os.utime(dst / BIG, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
-    client = start_blit(*transfer_args(direction, daemon, "copy", src, dst, *flags,
+    client = start_blit(*transfer_args(direction, daemon, verb, src, dst, *flags,
                                        "--bwlimit", RATE, "--streams", "1"))
     reaper.append(client)
     wait_for(lambda: streaming(dst, "--inplace" in flags), START_TIMEOUT_S,
@@ -103,6 +103,24 @@ def test_a_source_file_that_changed_mid_transfer_is_sent_again_as_it_is_now(
     assert find_temp_files(dst) == []
     assert (dst / BIG).read_bytes() == (src / BIG).read_bytes()
     assert_same_tree(src, dst, check_root_meta=False)  # the large file's new mtime included
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_checksum_move_of_a_file_sent_again_removes_its_source(
+    direction: str, daemon: Daemon, tmp_path: Path, reaper: list[subprocess.Popen[str]],
+) -> None:
+    """move -c verifies each copy against the manifest's digest, which is of the content
+    before the change: the file sent again is verified by size, as without -c, and its
+    source (unchanged since it was sent again) goes."""
+    src, dst, client = start(direction, daemon, tmp_path, reaper, "-c", verb="move")
+    change(src, "rewritten")
+    expected = (src / BIG).read_bytes()
+    code, _, err = finish(client, EXIT_TIMEOUT_S, f"the {direction} move after the change")
+
+    assert code == 0, err
+    assert (dst / BIG).read_bytes() == expected
+    assert not (src / BIG).exists()
+    assert find_temp_files(dst) == []
 
 
 def test_in_place_the_backup_keeps_the_version_from_before_both_sendings(
