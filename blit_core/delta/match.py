@@ -87,11 +87,9 @@ class Matcher:
             room = end - self._pos
             if room < block or (not final and room < block + self.span):
                 break
-            strong = self._strong_at(self._pos, block)
-            follow = self._run + 1
-            if self._run >= 0 and follow < sig.whole_blocks and strong == sig.strong_of(follow):
-                self._emit_copy(follow, block)
+            if self._run >= 0 and self._follow_run(end, final):
                 continue
+            strong = self._strong_at(self._pos, block)
             found = self._by_strong.get(strong)
             if found is not None and self._weak_at(self._pos) == sig.weak[found]:
                 self._emit_copy(found, block)
@@ -99,6 +97,29 @@ class Matcher:
             if not (self._run >= 0 and self._in_place(end)):
                 self._search(end)
         self._trim()
+
+    def _follow_run(self, end: int, final: bool) -> bool:
+        """Copy every next block, from here on, that hashes as the block continuing the
+        current run of copies (an unchanged stretch: most of most files), in one tight loop;
+        False if the very next one does not."""
+        block, sig, width = self.block, self.sig, self.sig.strong_bytes
+        first = self._run + 1
+        room = end - self._pos - (0 if final else self.span)  # as _advance's loop allows
+        count = min(sig.whole_blocks - first, room // block)
+        start = self._pos - self._base
+        strong, seed, expected = xxhash.xxh3_128_digest, sig.seed, sig.strong
+        taken = 0
+        with memoryview(self._buf) as view:
+            while taken < count:
+                at = start + taken * block
+                wanted = (first + taken) * width
+                if strong(view[at : at + block], seed)[:width] != expected[wanted : wanted + width]:
+                    break
+                taken += 1
+        if not taken:
+            return False
+        self._emit_run(first, taken)
+        return True
 
     def _in_place(self, end: int) -> bool:
         """The run picks up again a few blocks on, as if the changed bytes were overwritten."""
@@ -176,6 +197,25 @@ class Matcher:
         self._lit = self._pos
         self._run = block
         self.matched_bytes += length
+
+    def _emit_run(self, first: int, count: int) -> None:
+        """`count` blocks from `first` copied in order: as that many _emit_copy calls."""
+        self._emit_literal()
+        block = first
+        while block < first + count:
+            copy = self._copy
+            if copy is not None and copy[0] + copy[1] == block and copy[1] < self._copy_max:
+                take = min(first + count - block, self._copy_max - copy[1])
+                copy[1] += take
+            else:
+                self._flush_copy()
+                take = min(first + count - block, self._copy_max)
+                self._copy = [block, take]
+            block += take
+        self._pos += count * self.block
+        self._lit = self._pos
+        self._run = first + count - 1
+        self.matched_bytes += count * self.block
 
     def _emit_literal(self) -> None:
         if self._pos == self._lit:
