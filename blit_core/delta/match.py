@@ -87,9 +87,12 @@ class Matcher:
             room = end - self._pos
             if room < block or (not final and room < block + self.span):
                 break
-            if self._run >= 0 and self._follow_run(end, final):
-                continue
-            strong = self._strong_at(self._pos, block)
+            if self._run >= 0:
+                strong = self._follow_run(end, final)
+                if strong is None:  # nothing left to decide here
+                    continue
+            else:
+                strong = self._strong_at(self._pos, block)
             found = self._by_strong.get(strong)
             if found is not None and self._weak_at(self._pos) == sig.weak[found]:
                 self._emit_copy(found, block)
@@ -98,10 +101,11 @@ class Matcher:
                 self._search(end)
         self._trim()
 
-    def _follow_run(self, end: int, final: bool) -> bool:
+    def _follow_run(self, end: int, final: bool) -> bytes | None:
         """Copy every next block, from here on, that hashes as the block continuing the
-        current run of copies (an unchanged stretch: most of most files), in one tight loop;
-        False if the very next one does not."""
+        current run of copies (an unchanged stretch: most of most files), in one tight loop.
+        Return the strong hash of the block where the run stops, to be looked for elsewhere
+        (each block is hashed once), or None if _advance has no block left to decide."""
         block, sig, width = self.block, self.sig, self.sig.strong_bytes
         first = self._run + 1
         room = end - self._pos - (0 if final else self.span)  # as _advance's loop allows
@@ -109,17 +113,23 @@ class Matcher:
         start = self._pos - self._base
         strong, seed, expected = xxhash.xxh3_128_digest, sig.seed, sig.strong
         taken = 0
+        stopped_at: bytes | None = None
         with memoryview(self._buf) as view:
             while taken < count:
                 at = start + taken * block
                 wanted = (first + taken) * width
-                if strong(view[at : at + block], seed)[:width] != expected[wanted : wanted + width]:
+                digest = strong(view[at : at + block], seed)[:width]
+                if digest != expected[wanted : wanted + width]:
+                    stopped_at = digest
                     break
                 taken += 1
-        if not taken:
-            return False
-        self._emit_run(first, taken)
-        return True
+        if taken:
+            self._emit_run(first, taken)
+        if stopped_at is not None:
+            return stopped_at
+        if room - taken * block < block:  # the room _advance allows is used up
+            return None
+        return self._strong_at(self._pos, block)  # the run reached the basis's last block
 
     def _in_place(self, end: int) -> bool:
         """The run picks up again a few blocks on, as if the changed bytes were overwritten."""
