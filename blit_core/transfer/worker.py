@@ -100,7 +100,8 @@ class Worker:
         self._jailed_source = jail is not None and manifest is not None
         self.source_digests: dict[tuple[int, str], bytes] = {}
         # Files a remote SOURCE sent again after they changed (REDO): the manifest's digest
-        # is of their older content, so -c verifies their move by size, as without -c.
+        # is of their older content, so a move with -c cannot verify them and keeps their
+        # source, as a local move keeps a source that changed.
         self.sent_again: set[tuple[int, str]] = set()
         self.options = options
         self.verb = verb
@@ -882,8 +883,8 @@ class Worker:
             leader_st = self.dst_lstat_quietly(leader_where)
         for member in followers:
             member_where = self._member_where(member)
-            if self.remote_source:  # a follower's content is its leader's: never compared
-                self.source_digests.pop((member.root, member.rel), None)
+            if self.remote_source and not self.move:  # its content is its leader's; a move
+                self.source_digests.pop((member.root, member.rel), None)  # verifies it (-c)
             shown = member_where.shown
             try:
                 dst_st = self.dst_lstat(member_where)
@@ -977,11 +978,15 @@ class Worker:
         dst_path = root.dst_path(where.rel)
         try:
             if self.remote_source:
-                if self._copy_verified(where, entry, os.lstat(dst_path)):
+                key = (where.root, where.rel)
+                if key in self.sent_again and self.options.compare is CompareMode.CHECKSUM:
+                    self._keep_changed_source(shown)  # -c has no digest of what came again
+                elif self._copy_verified(where, entry, os.lstat(dst_path)):
                     self.result.confirmed.append(
                         (where.root, where.rel, entry.size, entry.mtime_ns)
                     )
-                self.source_digests.pop((where.root, where.rel), None)
+                self.source_digests.pop(key, None)
+                self.sent_again.discard(key)
                 return
             src_path = root.src_path(where.rel)
             src_now = os.lstat(src_path)
@@ -992,7 +997,7 @@ class Worker:
                 )
                 return
             if (src_now.st_size, src_now.st_mtime_ns) != (entry.size, entry.mtime_ns):
-                self.result.warnings.append(f"not removing {shown!r}: it changed during the move")
+                self._keep_changed_source(shown)
                 return
             if not self._copy_verified(where, entry, dst_now):
                 return
@@ -1002,12 +1007,14 @@ class Worker:
             return
         self.result.stats.sources_removed += 1
 
+    def _keep_changed_source(self, shown: str) -> None:
+        self.result.warnings.append(f"not removing {shown!r}: it changed during the move")
+
     def _copy_verified(self, where: EntryPath, entry: FileEntry, dst_now: os.stat_result) -> bool:
         """A moved file's destination copy matches its source (size, and content with -c)."""
         if dst_now.st_size != entry.size or (
             self.options.compare is CompareMode.CHECKSUM
             and stat.S_ISREG(entry.mode)
-            and (where.root, where.rel) not in self.sent_again
             and not self._same_content(where)
         ):
             self.result.failures.append(

@@ -629,6 +629,12 @@ HARD_LINK_TABLE: list[Case] = [
          ("cd+++++++++ ./", ">f+++++++++ one", "cd+++++++++ d/", "hf+++++++++ d/two => one"),
          flags=("-H",), verb="move", src_after={},
          hard_groups=frozenset({frozenset({"one", "d/two"})})),
+    Case("hard-links-move-with-checksum-verifies-every-member",
+         {"one": SHARED, "d": Dir(), "d/two": Hard("one")}, None,
+         {"one": SHARED, "d": Dir(), "d/two": SHARED},
+         ("cd+++++++++ ./", ">f+++++++++ one", "cd+++++++++ d/", "hf+++++++++ d/two => one"),
+         flags=("-H", "-c"), verb="move", src_after={},
+         hard_groups=frozenset({frozenset({"one", "d/two"})})),
 ]
 
 
