@@ -546,7 +546,8 @@ class Destination(LocalPipeline):
                 return
             self._drop(need_id, need)  # closes a delta's basis: that delta has ended
             self.given_up.add(need_id)
-            self.local.sent_again.add((need.where.root, need.where.rel))
+            if self.local.move:
+                self.local.sent_again.add((need.where.root, need.where.rel))
             entry = need.item.entry._replace(size=size, mtime_ns=mtime_ns)
             self.needs[new_id] = _Need(need.where, need.item._replace(entry=entry),
                                        partial=need.partial, backed_up=need.backed_up)

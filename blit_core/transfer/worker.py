@@ -883,8 +883,9 @@ class Worker:
             leader_st = self.dst_lstat_quietly(leader_where)
         for member in followers:
             member_where = self._member_where(member)
-            if self.remote_source and not self.move:  # its content is its leader's; a move
-                self.source_digests.pop((member.root, member.rel), None)  # verifies it (-c)
+            # A follower's content is its leader's: its digest serves only to verify a move.
+            if self.remote_source and not self.move:
+                self.source_digests.pop((member.root, member.rel), None)
             shown = member_where.shown
             try:
                 dst_st = self.dst_lstat(member_where)
