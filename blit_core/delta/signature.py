@@ -52,7 +52,7 @@ class Signature:
     weak: np.ndarray  # uint32 digests of the whole blocks
     strong: bytes  # strong_bytes per block: the whole blocks, then a short tail if any
     strong_bytes: int = field(init=False)
-    digest: bytes = field(default=b"", init=False)  # the basis's xxh3-128 if asked (local)
+    digest: bytes | None = field(default=None, init=False)  # the basis's xxh3-128, if asked
 
     def __post_init__(self) -> None:
         self.strong_bytes = strong_bytes_for(self.size)

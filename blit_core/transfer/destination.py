@@ -60,7 +60,7 @@ class _Basis:
 
     identity: tuple[int, int, int, int, int]  # dev, ino, size, mtime_ns, ctime_ns
     block_size: int
-    digest: bytes  # its xxh3-128 if it may stand for the file (see _keep_basis), else b""
+    digest: bytes | None  # its xxh3-128 if it may stand for the file (see _keep_basis)
     rebuild: Rebuilder | None = None  # while its delta arrives; None once it failed
 
 
@@ -342,7 +342,7 @@ class Destination(LocalPipeline):
                 return
             basis.rebuild = Rebuilder(fd, need.incoming.fd, basis.block_size, st.st_size,
                                       need.item.entry.size,
-                                      basis_digest=basis.digest or None)
+                                      basis_digest=basis.digest)
 
     def delta_copy(self, need_id: int, block: int, count: int) -> None:
         self._rebuild_step(need_id, lambda rebuild: rebuild.copy(Copy(block, count)))
