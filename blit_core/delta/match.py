@@ -40,7 +40,7 @@ class Matcher:
         self.size = 0  # bytes fed
         self.literal_bytes = 0
         self.matched_bytes = 0
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""  # the undecided bytes, and the pending literal
         self._base = 0  # the file offset of _buf[0]
         self._pos = 0  # the next byte to decide
         self._lit = 0  # where the pending literal starts (it ends at _pos)
@@ -59,7 +59,12 @@ class Matcher:
 
     def feed(self, data: bytes | memoryview) -> list[Op]:
         self._hasher.update(data)
-        self._buf += data
+        if not self._buf:  # all decided: bytes are held as they are, not copied
+            self._buf = data if type(data) is bytes else bytearray(data)
+        else:
+            if type(self._buf) is bytes:
+                self._buf = bytearray(self._buf)
+            self._buf += data
         self.size += len(data)
         self._advance(final=False)
         return self._take()
@@ -249,5 +254,8 @@ class Matcher:
     def _trim(self) -> None:
         cut = self._lit - self._base
         if cut >= TRIM_AT and 2 * cut >= len(self._buf):
-            del self._buf[:cut]
+            if type(self._buf) is bytes:
+                self._buf = self._buf[cut:]
+            else:
+                del self._buf[:cut]
             self._base += cut

@@ -20,9 +20,10 @@ def block_digests(data: bytes | memoryview, block_size: int) -> np.ndarray:
     out."""
     x = np.frombuffer(data, dtype=np.uint8)
     blocks = len(x) // block_size
-    matrix = x[: blocks * block_size].reshape(blocks, block_size)
+    # Widened once, for both sums (each would otherwise cast the bytes again).
+    matrix = x[: blocks * block_size].astype(np.uint16).reshape(blocks, block_size)
     s1 = np.add.reduce(matrix, axis=1, dtype=np.uint16)
-    s2 = np.einsum("ij,j->i", matrix, _weights(block_size), dtype=np.uint16)
+    s2 = np.einsum("ij,j->i", matrix, _weights(block_size))
     return s1.astype(np.uint32) | (s2.astype(np.uint32) << 16)
 
 

@@ -117,7 +117,7 @@ class Destination(LocalPipeline):
         self._link_members: list[tuple[HardLinkMember, int]] = []  # (member, its id)
         self.link_groups: dict[tuple[int, int], _LinkGroup] = {}
         self._dir_pass = None
-        self._listing: list = []
+        self._listing: list[EntryRecord] = []
         self.scanned = 0  # manifest entries received
         self._commits_unreported = 0  # commits recorded in the worker's result, not yet emitted
         self._delta_candidates: list[int] = []
@@ -134,10 +134,7 @@ class Destination(LocalPipeline):
                 for record in read_records(records):
                     if isinstance(record, EntryRecord):
                         self.scanned += 1
-                        self._listing.append((record.entry, record.digest))
-                        if stat.S_ISREG(record.entry.mode) and self._dir_pass is not None:
-                            rel = self._dir_pass.rel_prefix + record.entry.name
-                            self._ids[(self._dir_pass.root_index, rel)] = record.id
+                        self._listing.append(record)
                         if len(self._listing) >= PLAN_CHUNK:
                             self._plan_listing()
                     elif isinstance(record, DirStart):
@@ -195,7 +192,7 @@ class Destination(LocalPipeline):
 
     def _plan_listing(self) -> None:
         if self._listing and self._dir_pass is not None:
-            self.local.plan_listing(self._dir_pass, self._listing)
+            self.local.plan_listing(self._dir_pass, self._listing, self._ids)
         self._listing = []
 
     def _plan_link_members(self) -> None:

@@ -26,6 +26,7 @@ from blit_core.transfer.worker import Worker
 from blit_core.wire.manifest import ManifestWriter
 
 BATCH_BYTES = 256 << 10  # a manifest batch: well under gRPC's 4 MiB message limit
+_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__: once per file
 
 
 class SourceFile(NamedTuple):
@@ -73,9 +74,9 @@ class ManifestOutput:
 
     def _remember(self, root_index: int, rel: str, entry: FileEntry) -> int:
         entry_id = self.next_id
-        self.next_id += 1
+        self.next_id = entry_id + 1
         if stat.S_ISREG(entry.mode):
-            self.files[entry_id] = SourceFile(root_index, rel, entry)
+            self.files[entry_id] = _new_tuple(SourceFile, (root_index, rel, entry))
         return entry_id
 
     def _digest(self, root_index: int, rel: str, entry: FileEntry) -> bytes:
@@ -129,10 +130,13 @@ class _ManifestPass:
         output = self.output
         rel = self.rel_prefix + entry.name
         entry_id = output._remember(self.root_index, rel, entry)
-        output.writer.entry(entry_id, entry, output._digest(self.root_index, rel, entry))
+        digest = output._digest(self.root_index, rel, entry) if output.checksum else b""
+        writer = output.writer
+        writer.entry(entry_id, entry, digest)
         if stat.S_ISDIR(entry.mode):
             self.worker.result.subdirs.append(DirJob(self.root_index, rel, True))
-        output._maybe_flush()
+        if len(writer) >= BATCH_BYTES:
+            output.flush()
 
     def finish(self, incomplete: bool = False) -> None:
         self.output.writer.dir_end(self.worker.result.scan_incomplete)

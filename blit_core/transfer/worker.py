@@ -52,6 +52,7 @@ from blit_core.transfer.sink import (
 
 if TYPE_CHECKING:
     from blit_core.transfer.source import ManifestOutput
+    from blit_core.wire.manifest import EntryRecord
 
 BATCH_FILES = 512
 BATCH_BYTES = 64 << 20
@@ -424,13 +425,19 @@ class Worker:
             os.close(fd)
         return listing
 
-    def plan_listing(self, dir_pass: _DirPass, entries: Sequence[tuple[FileEntry, bytes]]) -> None:
+    def plan_listing(self, dir_pass: _DirPass, records: Sequence[EntryRecord],
+                     ids: dict[tuple[int, str], int]) -> None:
         """Compare entries of a listing that arrived from a remote SOURCE (already filtered
-        there), with their digests under --checksum."""
+        there), with their digests under --checksum. Each regular file that is not found
+        unchanged gets its manifest id in `ids`, by (root, rel), where its need is made."""
         fast_check = self._fast_quick_check
         dst_listing = dir_pass.dst_listing
-        for entry, digest in entries:
-            dst_dirent = dst_listing.get(entry.name)
+        root_index, rel_prefix = dir_pass.root_index, dir_pass.rel_prefix
+        unchanged_names = dir_pass.names_to_keep()
+        unchanged = unchanged_bytes = 0
+        for entry_id, entry, digest in records:
+            name = entry.name
+            dst_dirent = dst_listing.get(name)
             if fast_check and dst_dirent is not None:
                 try:
                     dst_st = dst_dirent.stat(follow_symlinks=False)
@@ -439,12 +446,17 @@ class Worker:
                 else:
                     if self._looks_unchanged(entry.mode, entry.size, entry.mtime_ns, entry.nlink,
                                              entry.uid, entry.gid, dst_st):
-                        dir_pass.unchanged(entry.name, entry.size)
+                        unchanged += 1
+                        unchanged_bytes += entry.size
+                        if unchanged_names is not None:
+                            unchanged_names.add(name)
                         continue
             if digest:
-                key = (dir_pass.root_index, dir_pass.rel_prefix + entry.name)
-                self.source_digests[key] = digest
+                self.source_digests[(root_index, rel_prefix + name)] = digest
+            if S_ISREG(entry.mode):
+                ids[(root_index, rel_prefix + name)] = entry_id
             dir_pass.handle(entry, dst_dirent)
+        dir_pass.add_unchanged(unchanged, unchanged_bytes)
 
     def _looks_unchanged(
         self, mode: int, size: int, mtime_ns: int, nlink: int, uid: int, gid: int,
@@ -1114,10 +1126,6 @@ class _DirPass:
     def add_unchanged(self, files: int, num_bytes: int) -> None:
         self.unchanged_files += files
         self.unchanged_bytes += num_bytes
-
-    def unchanged(self, name: str, size: int) -> None:
-        self.keep(name)
-        self.add_unchanged(1, size)
 
     def handle(self, entry: FileEntry, dst_dirent: os.DirEntry | None) -> None:
         self.keep(entry.name)

@@ -166,6 +166,22 @@ def test_an_insertion_shifting_everything_after_it_costs_about_one_block() -> No
     assert matcher.literal_bytes <= 777 + 2 * block_size_for(len(basis))
 
 
+@pytest.mark.parametrize("feed", [12 << 20, 8 << 20, 5 << 20])
+def test_large_feeds_are_matched_as_held_and_trimmed(feed: int) -> None:
+    """Bytes fed while nothing is undecided are held as they are, not copied; they are
+    trimmed and appended to as a copied buffer would be (TRIM_AT is 4 MiB)."""
+    basis = os.urandom(12 << 20)
+    new = bytearray(basis)
+    for at in (1 << 20, 6 << 20, (10 << 20) + 5):
+        new[at:at + 4096] = os.urandom(4096)
+    new = bytes(new[: 11 << 20]) + os.urandom(3000) + bytes(new[11 << 20:])
+    matcher, ops, digest = delta(basis, new, feed=feed)
+    block = block_size_for(len(basis))
+    assert reference.apply(basis, block, ops) == new
+    assert matcher.literal_bytes <= 3 * (4096 + 2 * block) + 3000 + 2 * block
+    assert digest == xxhash.xxh3_128_digest(new)
+
+
 def test_signature_travels_in_parts_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signature, "MAX_BLOCKS_PER_PART", 100)
     basis = os.urandom(100_000)
