@@ -17,7 +17,6 @@ from blit_core.auth import PASSWORD_ENV, client_secret
 from blit_core.errors import BlitError, UsageError
 from blit_core.fileslist import FilesFrom
 from blit_core.filters import FilterRules, parse_filter_rule, read_pattern_file
-from blit_core.gcsettings import collect_less_often
 from blit_core.options import (
     DEFAULT_COMPRESS_LEVEL,
     MAX_COMPRESS_LEVEL,
@@ -25,6 +24,7 @@ from blit_core.options import (
     TransferOptions,
     Verb,
 )
+from blit_core.runtime import tune_process
 from blit_core.transfer.sink import partial_excludes
 from blit_core.units import parse_size
 
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.files)
         if args.verb == "scan":
             return scan.run(args, "blit")
-        collect_less_often()
+        tune_process()
         return run_transfer(args)
     except BlitError as exc:
         if getattr(args, "debug", False):

@@ -12,7 +12,7 @@ import sys
 
 from blit_cli.parsing import Parser
 from blit_core import __version__
-from blit_core.gcsettings import collect_less_often
+from blit_core.runtime import tune_process
 from blit_daemon.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.DEBUG)
     from blit_daemon.server import run_server
 
-    collect_less_often()
+    tune_process()
     return run_server(config, reload=configure)
 
 

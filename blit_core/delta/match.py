@@ -59,10 +59,11 @@ class Matcher:
 
     def feed(self, data: bytes | memoryview) -> list[Op]:
         self._hasher.update(data)
-        if not self._buf:  # all decided: bytes are held as they are, not copied
-            self._buf = data if type(data) is bytes else bytearray(data)
+        if not self._buf:  # the first feed: bytes are held as they are, not copied (a file
+            # of one read, as most are, is never copied at all)
+            self._buf = data if isinstance(data, bytes) else bytearray(data)
         else:
-            if type(self._buf) is bytes:
+            if isinstance(self._buf, bytes):
                 self._buf = bytearray(self._buf)
             self._buf += data
         self.size += len(data)
@@ -254,8 +255,8 @@ class Matcher:
     def _trim(self) -> None:
         cut = self._lit - self._base
         if cut >= TRIM_AT and 2 * cut >= len(self._buf):
-            if type(self._buf) is bytes:
-                self._buf = self._buf[cut:]
-            else:
+            if isinstance(self._buf, bytearray):
                 del self._buf[:cut]
+            else:
+                self._buf = self._buf[cut:]
             self._base += cut

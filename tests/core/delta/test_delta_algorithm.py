@@ -168,8 +168,8 @@ def test_an_insertion_shifting_everything_after_it_costs_about_one_block() -> No
 
 @pytest.mark.parametrize("feed", [12 << 20, 8 << 20, 5 << 20])
 def test_large_feeds_are_matched_as_held_and_trimmed(feed: int) -> None:
-    """Bytes fed while nothing is undecided are held as they are, not copied; they are
-    trimmed and appended to as a copied buffer would be (TRIM_AT is 4 MiB)."""
+    """The first bytes fed are held as they are, not copied; they are trimmed and appended
+    to as a copied buffer would be (TRIM_AT is 4 MiB)."""
     basis = os.urandom(12 << 20)
     new = bytearray(basis)
     for at in (1 << 20, 6 << 20, (10 << 20) + 5):
