@@ -12,25 +12,25 @@ import stat
 from blit_core.models import FileEntry, entry_from_stat
 
 
-def list_dir(path: str, dir_fd: int | None = None) -> list[os.DirEntry]:
-    """All entries of a directory, sorted by name: the one at `path`, or the one open as
-    `dir_fd` (whose entries are then named relative to it, and which must stay open while
-    they are used). Raises OSError if it cannot be read."""
-    with os.scandir(path if dir_fd is None else dir_fd) as it:
+def list_dir(dir_fd: int) -> list[os.DirEntry]:
+    """All entries of the directory open as `dir_fd`, sorted by name. Entries are named
+    relative to it (stat'ed by name in it, not by their whole paths again), and it must stay
+    open while they are used. Raises OSError if it cannot be read."""
+    with os.scandir(dir_fd) as it:
         entries = list(it)
     entries.sort(key=_name)
     return entries
 
 
-def list_dir_by_name(path: str, dir_fd: int | None = None) -> dict[str, os.DirEntry]:
-    """A destination directory's entries by name, for comparison against a source listing:
-    the one at `path`, or the one open as `dir_fd` (see list_dir)."""
-    with os.scandir(path if dir_fd is None else dir_fd) as it:
+def list_dir_by_name(dir_fd: int) -> dict[str, os.DirEntry]:
+    """A destination directory's entries by name, for comparison against a source listing
+    (the directory open as `dir_fd`; see list_dir)."""
+    with os.scandir(dir_fd) as it:
         return {entry.name: entry for entry in it}
 
 
 def read_entry(dirent: os.DirEntry, lstat: os.stat_result, *, follow_links: bool,
-               dir_fd: int | None = None) -> FileEntry:
+               dir_fd: int) -> FileEntry:
     """The compact record for one entry of a list_dir listing (`dir_fd` as given there),
     given its lstat. With follow_links, symlinks are resolved (FileNotFoundError when
     dangling). Raises OSError when the entry vanished."""

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from blit_core import hashing, pathsafe
-from blit_core.models import FileEntry, FileFailure
+from blit_core.models import FileEntry, FileFailure, new_tuple
 from blit_core.options import CompareMode, TransferOptions, Verb
 from blit_core.transfer.jobs import DirJob, JobResult, Progress, RootJob, TransferRoot
 from blit_core.transfer.worker import Worker
 from blit_core.wire.manifest import ManifestWriter
 
 BATCH_BYTES = 256 << 10  # a manifest batch: well under gRPC's 4 MiB message limit
-_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__: once per file
 
 
 class SourceFile(NamedTuple):
@@ -76,7 +75,7 @@ class ManifestOutput:
         entry_id = self.next_id
         self.next_id = entry_id + 1
         if stat.S_ISREG(entry.mode):
-            self.files[entry_id] = _new_tuple(SourceFile, (root_index, rel, entry))
+            self.files[entry_id] = new_tuple(SourceFile, (root_index, rel, entry))
         return entry_id
 
     def _digest(self, root_index: int, rel: str, entry: FileEntry) -> bytes:

@@ -310,7 +310,9 @@ class Worker:
                     dir_fd = pathsafe.open_listable(path_fd)
                 finally:
                     os.close(path_fd)
-            listing = list_dir(path, dir_fd)
+            else:  # its entries are stat'ed by name in it, not by their whole paths again
+                dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            listing = list_dir(dir_fd)
         except OSError as exc:
             if dir_fd is not None:
                 os.close(dir_fd)
@@ -320,11 +322,10 @@ class Worker:
         try:
             self._compare_listing(job, path, listing, dir_fd)
         finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
+            os.close(dir_fd)
 
     def _compare_listing(self, job: DirJob, dir_path: str, listing: list[os.DirEntry],
-                         dir_fd: int | None) -> None:
+                         dir_fd: int) -> None:
         root = self.roots[job.root]
         dir_pass = self.open_dir_pass(job.root, job.rel, job.dst_exists)
         if dir_pass is None:
@@ -384,10 +385,7 @@ class Worker:
         if dst_exists:
             root = self.roots[root_index]
             try:
-                if self.jail is None:
-                    dst_listing = list_dir_by_name(root.dst_path(rel))
-                else:
-                    dst_listing = self._list_jailed_dir(root_index, rel)
+                dst_listing = self._list_dst_dir(root_index, rel)
             except OSError as exc:
                 self._fail(_dir_shown(root.display(rel)), exc)
                 return None
@@ -409,13 +407,14 @@ class Worker:
             except OSError:
                 return  # the directory cannot be reached: what follows reports why
 
-    def _list_jailed_dir(self, root_index: int, rel: str) -> dict[str, os.DirEntry]:
-        """A destination directory in a daemon's module, listed through its descriptor (see
-        _dir_fd) and every entry lstat'ed at once: the results stay cached in the entries,
-        which outlive the listing's descriptor. Entries gone by then are left out."""
+    def _list_dst_dir(self, root_index: int, rel: str) -> dict[str, os.DirEntry]:
+        """A destination directory, listed through its descriptor (see _dir_fd: in a daemon's
+        module, no symlink is followed) and every entry lstat'ed at once, by name in it: the
+        results stay cached in the entries, which outlive the listing's descriptor. Entries
+        gone by then are left out."""
         fd = pathsafe.open_listable(self._dir_fd(root_index, rel))
         try:
-            listing = list_dir_by_name("", fd)
+            listing = list_dir_by_name(fd)
             for name, dirent in list(listing.items()):
                 try:
                     dirent.stat(follow_symlinks=False)

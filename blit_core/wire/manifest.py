@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from blit_core.errors import ProtocolError, UnsafePathError
-from blit_core.models import FileEntry
+from blit_core.models import FileEntry, new_tuple
 from blit_core.pathsafe import validate_wire_path
 from blit_core.wire.frames import FIRST_REDO_ID
 
@@ -43,7 +43,6 @@ MAX_PATH_BYTES = 4096
 MAX_TARGET_BYTES = 4095
 MAX_DIGEST_BYTES = 64
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__: once per entry
 
 
 class RootRecord(NamedTuple):
@@ -155,7 +154,7 @@ def read_records(data: bytes) -> Iterator[Record]:
             head = unpack_head(data, pos)
             reader.pos = pos + head_size
             entry, digest = reader.entry(head[2:12], head[12], is_root=False)
-            yield _new_tuple(EntryRecord, (_checked_id(head[1]), entry, digest))
+            yield new_tuple(EntryRecord, (_checked_id(head[1]), entry, digest))
             continue
         reader.pos = pos + 1
         if kind == K_DIR:
@@ -226,11 +225,11 @@ class _Reader:
             raise UnsafePathError(f"unsafe entry name {name!r} in the manifest")
         if self.data.startswith(_PLAIN_TAIL, self.pos):
             self.pos += len(_PLAIN_TAIL)
-            return _new_tuple(FileEntry, (name, *stat_fields, None)), b""
+            return new_tuple(FileEntry, (name, *stat_fields, None)), b""
         target_len = self.unpack(_U16)[0]
         target = (
             None if target_len == _NO_TARGET
             else os.fsdecode(self.raw(target_len, MAX_TARGET_BYTES, "symlink target"))
         )
         digest = self.raw(self.u8(), MAX_DIGEST_BYTES, "digest")
-        return _new_tuple(FileEntry, (name, *stat_fields, target)), digest
+        return new_tuple(FileEntry, (name, *stat_fields, target)), digest
