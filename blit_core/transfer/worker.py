@@ -169,14 +169,18 @@ class Worker:
         key = (root_index, rel_dir)
         fd = self._dir_fds.get(key)
         if fd is None:
-            root_fd = self._dir_fds.get((root_index, ""))
-            if root_fd is None:
-                root = self.roots[root_index]
-                path = root.dst if root.is_dir else os.path.dirname(root.dst) or "."
-                root_fd = self._dir_fds[(root_index, "")] = self._open_root(path)
-            fd = root_fd if not rel_dir else pathsafe.open_beneath(root_fd, rel_dir)
-            self._dir_fds[key] = fd
+            fd = self._dir_fds[key] = self._open_dst_dir(root_index, rel_dir)
         return fd
+
+    def _open_dst_dir(self, root_index: int, rel_dir: str) -> int:
+        """As _dir_fd, but not kept: the caller closes it, unless it is the root's (which
+        is kept, as _dir_fd keeps it)."""
+        root_fd = self._dir_fds.get((root_index, ""))
+        if root_fd is None:
+            root = self.roots[root_index]
+            path = root.dst if root.is_dir else os.path.dirname(root.dst) or "."
+            root_fd = self._dir_fds[(root_index, "")] = self._open_root(path)
+        return root_fd if not rel_dir else pathsafe.open_beneath(root_fd, rel_dir)
 
     def _place_of(self, where: EntryPath) -> tuple[int, str]:
         """(directory descriptor, name) of an entry's destination. A root's own entry lives
@@ -411,8 +415,16 @@ class Worker:
         """A destination directory, listed through its descriptor (see _dir_fd: in a daemon's
         module, no symlink is followed) and every entry lstat'ed at once, by name in it: the
         results stay cached in the entries, which outlive the listing's descriptor. Entries
-        gone by then are left out."""
-        fd = pathsafe.open_listable(self._dir_fd(root_index, rel))
+        gone by then are left out. A directory no copy has written to yet is opened only for
+        its listing: a DESTINATION that plans a whole batch of directories before it writes
+        must not hold a descriptor for each."""
+        kept = self._dir_fds.get((root_index, rel))
+        path_fd = kept if kept is not None else self._open_dst_dir(root_index, rel)
+        try:
+            fd = pathsafe.open_listable(path_fd)
+        finally:
+            if kept is None and rel:
+                os.close(path_fd)
         try:
             listing = list_dir_by_name(fd)
             for name, dirent in list(listing.items()):

@@ -565,3 +565,29 @@ def test_the_module_root_is_a_destination_and_a_source(tmp_path: Path) -> None:
         assert_same_tree(tmp_path / "tree", tmp_path / "back")
     finally:
         running.stop()
+
+
+def test_a_pull_over_many_existing_directories_holds_few_descriptors(
+        daemon: Daemon, tmp_path: Path) -> None:
+    """The DESTINATION plans a whole manifest batch of directories before it writes: each
+    existing directory is opened for its listing and closed, not kept open until the batch
+    ends (300 of them under a limit of 96 descriptors)."""
+    src, dst = daemon.root / "src", tmp_path / "dst"
+    for index in range(300):
+        (src / f"d{index:03d}").mkdir(parents=True)
+        (src / f"d{index:03d}" / "f").write_bytes(b"x" * index)
+    assert transfer("pull", daemon, "mirror", src, dst).returncode == 0
+    (src / "d299" / "f").write_bytes(b"changed")
+
+    def few_descriptors() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+
+    again = subprocess.run([sys.executable, "-m", "blit_cli", "mirror", "--json",
+                            daemon.endpoint("src") + "/", f"{dst}/"],
+                           capture_output=True, text=True, timeout=120, preexec_fn=few_descriptors)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["files"]["transferred"] == 1
+    assert (dst / "d299" / "f").read_bytes() == b"changed"
+    assert_same_tree(src, dst)
