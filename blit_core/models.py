@@ -17,6 +17,7 @@ from blit_core.errors import EXIT_MAX_DELETE, EXIT_PARTIAL, EXIT_VANISHED
 # third of the cost), where one is built per entry of a tree: new_tuple(FileEntry, (...)).
 new_tuple = tuple.__new__
 
+
 class FileEntry(NamedTuple):
     """What the scanner saw of one directory entry (lstat, or stat with --copy-links)."""
 

@@ -129,13 +129,10 @@ class _ManifestPass:
         output = self.output
         rel = self.rel_prefix + entry.name
         entry_id = output._remember(self.root_index, rel, entry)
-        digest = output._digest(self.root_index, rel, entry) if output.checksum else b""
-        writer = output.writer
-        writer.entry(entry_id, entry, digest)
+        output.writer.entry(entry_id, entry, output._digest(self.root_index, rel, entry))
         if stat.S_ISDIR(entry.mode):
             self.worker.result.subdirs.append(DirJob(self.root_index, rel, True))
-        if len(writer) >= BATCH_BYTES:
-            output.flush()
+        output._maybe_flush()
 
     def finish(self, incomplete: bool = False) -> None:
         self.output.writer.dir_end(self.worker.result.scan_incomplete)
