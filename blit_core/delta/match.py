@@ -202,20 +202,12 @@ class Matcher:
     # -- emitting ------------------------------------------------------------------------
 
     def _emit_copy(self, block: int, length: int) -> None:
-        self._emit_literal()
-        copy = self._copy
-        if copy is not None and copy[0] + copy[1] == block and copy[1] < self._copy_max:
-            copy[1] += 1
-        else:
-            self._flush_copy()
-            self._copy = [block, 1]
-        self._pos += length
-        self._lit = self._pos
-        self._run = block
-        self.matched_bytes += length
+        """One block copied: a whole one, or the basis's short tail (`length` bytes)."""
+        self._emit_run(block, 1, length)
 
-    def _emit_run(self, first: int, count: int) -> None:
-        """`count` blocks from `first` copied in order: as that many _emit_copy calls."""
+    def _emit_run(self, first: int, count: int, length: int | None = None) -> None:
+        """`count` blocks from `first` copied in order (`length` bytes; by default, whole
+        blocks), coalesced into the pending Copy while it stays under COPY_MAX."""
         self._emit_literal()
         block = first
         while block < first + count:
@@ -228,10 +220,11 @@ class Matcher:
                 take = min(first + count - block, self._copy_max)
                 self._copy = [block, take]
             block += take
-        self._pos += count * self.block
+        length = count * self.block if length is None else length
+        self._pos += length
         self._lit = self._pos
         self._run = first + count - 1
-        self.matched_bytes += count * self.block
+        self.matched_bytes += length
 
     def _emit_literal(self) -> None:
         if self._pos == self._lit:

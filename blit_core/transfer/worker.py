@@ -462,10 +462,11 @@ class Worker:
                         if unchanged_names is not None:
                             unchanged_names.add(name)
                         continue
+            key = (root_index, rel_prefix + name)
             if digest:
-                self.source_digests[(root_index, rel_prefix + name)] = digest
+                self.source_digests[key] = digest
             if S_ISREG(entry.mode):
-                ids[(root_index, rel_prefix + name)] = entry_id
+                ids[key] = entry_id
             dir_pass.handle(entry, dst_dirent)
         dir_pass.add_unchanged(unchanged, unchanged_bytes)
 
