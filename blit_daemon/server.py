@@ -24,7 +24,7 @@ from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_daemon.access import HostGate
 from blit_daemon.admin import AdminService
 from blit_daemon.config import ConfigError, DaemonConfig
-from blit_daemon.service import BlitService
+from blit_daemon.service import BlitService, add_to_server
 
 logger = logging.getLogger("blit_daemon")
 EXIT_BIND = 10
@@ -54,7 +54,7 @@ async def serve(config: DaemonConfig,
     service = BlitService(config, identity.context if identity else None)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
                              interceptors=[HostGate(lambda: service.config.hosts)])
-    pb_grpc.add_BlitServicer_to_server(service, server)
+    add_to_server(service, server)
     admin = AdminService(config, service.logins)
     pb_grpc.add_BlitAdminServicer_to_server(admin, server)
     servicers: list[Configured] = [service, admin]  # every servicer holding the configuration

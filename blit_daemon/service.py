@@ -16,7 +16,7 @@ from blit_core import __version__, pathsafe
 from blit_core.errors import BlitError, DaemonBusy, RemoteError, UnsafePathError
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
-from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_core.net.rawframes import TRANSFER_SERVICE
 from blit_core.net.session import (
     PROTOCOL_VERSION,
     Channel,
@@ -41,7 +41,15 @@ MAX_STREAMS = 16
 LINGER_S = 2.0  # after a Failure, how long the client may take to read it
 
 
-class BlitService(pb_grpc.BlitServicer):
+def add_to_server(service: BlitService, server: grpc.aio.Server) -> None:
+    """Serve `service`'s Transfer RPC with no (de)serializers: its frames cross as bytes,
+    serialized and parsed once by the session (see rawframes)."""
+    transfer = grpc.stream_stream_rpc_method_handler(service.Transfer)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        TRANSFER_SERVICE, {"Transfer": transfer}),))
+
+
+class BlitService:
     def __init__(self, config: DaemonConfig, tls: ssl.SSLContext | None = None) -> None:
         """`tls`: the daemon's identity for data connections (None: plain TCP)."""
         self.config = config
@@ -52,9 +60,9 @@ class BlitService(pb_grpc.BlitServicer):
         self.module_sessions = ModuleSessions()
 
     async def Transfer(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
-        async def read() -> pb.Frame | None:
-            frame = await context.read()
-            return None if frame is grpc.aio.EOF else frame
+        async def read() -> bytes | None:
+            raw = await context.read()
+            return None if raw is grpc.aio.EOF else raw
 
         chan = Channel(read, context.write, self.config.session_timeout,
                        "the client")

@@ -30,7 +30,7 @@ from blit_core.locations import RemoteLocation
 from blit_core.models import TransferReport
 from blit_core.net import dataplane, tls
 from blit_core.net.generated import blit_pb2 as pb
-from blit_core.net.generated import blit_pb2_grpc as pb_grpc
+from blit_core.net.rawframes import TRANSFER_METHOD
 from blit_core.net.session import PROTOCOL_VERSION, Channel, Plane, run_destination, run_source
 from blit_core.options import RemoteSettings, TransferOptions, Verb
 from blit_core.progress import TransferObserver
@@ -86,14 +86,14 @@ async def _transfer(
     address = remote.address(DEFAULT_PORT)
     async with tls.open_channel(address, settings.tls) as channel:
         await _connected(channel, address, settings)
-        call = pb_grpc.BlitStub(channel).Transfer()
+        call = channel.stream_stream(TRANSFER_METHOD)()  # bytes each way: see rawframes
 
-        async def read() -> pb.Frame | None:
+        async def read() -> bytes | None:
             try:
-                frame = await call.read()
+                raw = await call.read()
             except grpc.aio.AioRpcError as exc:
                 raise await _rpc_error(exc, address, chan, settings.tls) from None
-            return None if frame is grpc.aio.EOF else frame
+            return None if raw is grpc.aio.EOF else raw
 
         chan = Channel(read, call.write, settings.timeout, "the daemon")
         try:

@@ -407,14 +407,16 @@ def _peer_errors() -> Iterator[None]:
 
 
 class FrameOutput:
-    """Codec bytes carried as control-stream frames; `emit` blocks until the frame is queued."""
+    """Codec bytes carried as control-stream frames; `emit` copies what it is given into
+    the frame it queues (so `write` passes views, and the caller's buffer may change)."""
 
-    def __init__(self, emit: Callable[[bytes], None]) -> None:
+    def __init__(self, emit: Callable[[bytes | memoryview], None]) -> None:
         self.emit = emit
 
     def write(self, data: bytes | memoryview) -> None:
-        for start in range(0, len(data), RECV_BUFFER):
-            self.emit(bytes(data[start:start + RECV_BUFFER]))
+        with memoryview(data) as view:
+            for start in range(0, len(view), RECV_BUFFER):
+                self.emit(view[start:start + RECV_BUFFER])
 
     def send_file(self, fd: int, offset: int, count: int) -> int:
         data = os.pread(fd, min(count, RECV_BUFFER), offset)
@@ -740,6 +742,20 @@ class RecordHandler:
             raise ProtocolError("a delta record outside a delta")
         return self.delta
 
+    def direct_room(self, decoder: Decoder) -> int:
+        """How many of the next bytes received may be written straight into the range being
+        received, bypassing the decoder's buffer (0: they go through the decoder)."""
+        if self.range is None or decoder.buffered:
+            return 0
+        return decoder.payload_remaining
+
+    def write_direct(self, decoder: Decoder, chunk: bytes | memoryview) -> None:
+        """Write payload bytes of the current range that the decoder never saw."""
+        assert self.range is not None
+        self.dest.write_range(self.range[0], self.range[1], chunk)
+        self.range[1] += len(chunk)
+        decoder.payload_consumed(len(chunk))
+
 
 def receive_stream(sock: socket.socket, dest: Destination,
                    on_bytes: Callable[[int], None]) -> None:
@@ -756,16 +772,13 @@ def receive_stream(sock: socket.socket, dest: Destination,
             if event is not frames.NEED_DATA:
                 handler.handle(event)
                 continue
-            remaining = decoder.payload_remaining
-            direct = handler.range is not None and remaining and not decoder.buffered
-            count = _recv_idle(sock, view[:min(remaining, RECV_BUFFER)] if direct else view)
+            direct = handler.direct_room(decoder)
+            count = _recv_idle(sock, view[:min(direct, RECV_BUFFER)] if direct else view)
             if count == 0:
                 raise ConnectionLost("the peer closed a data connection before its end")
             on_bytes(count)
             if direct:
-                dest.write_range(handler.range[0], handler.range[1], view[:count])
-                handler.range[1] += count
-                decoder.payload_consumed(count)
+                handler.write_direct(decoder, view[:count])
             else:
                 decoder.receive_data(view[:count])
     except (ConnectionError, ssl.SSLError) as exc:
@@ -780,11 +793,22 @@ def _recv_idle(sock: socket.socket, view: memoryview) -> int:
             continue
 
 
-def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes) -> None:
-    """--force-grpc: apply the codec bytes of one control frame."""
-    decoder.receive_data(data)
-    while (event := decoder.next_event()) is not frames.NEED_DATA:
-        handler.handle(event)
+def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes | memoryview) -> None:
+    """--force-grpc: apply the codec bytes of one control frame (a range's payload is written
+    from the frame itself, as receive_stream writes it from its buffer)."""
+    view = memoryview(data)
+    while True:
+        while (event := decoder.next_event()) is not frames.NEED_DATA:
+            handler.handle(event)
+        if not view:
+            return
+        direct = handler.direct_room(decoder)
+        if direct:
+            handler.write_direct(decoder, view[:direct])
+            view = view[direct:]
+        else:
+            decoder.receive_data(view)
+            return
 
 
 def shutdown_all(socks: list[socket.socket]) -> None:

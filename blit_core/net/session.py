@@ -13,6 +13,7 @@ deletions and directory attributes run and the summary goes back."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import importlib
@@ -36,6 +37,7 @@ from blit_core.errors import (
 from blit_core.models import ItemEvent, TransferReport
 from blit_core.net import dataplane
 from blit_core.net.generated import blit_pb2 as pb
+from blit_core.net.rawframes import DataFrame, encode_data_frame, parse_frame
 from blit_core.net.tuning import INTERVAL_S, Backlog, StreamGate, StreamTuner
 from blit_core.options import TransferOptions, Verb
 from blit_core.progress import NullObserver, TransferObserver
@@ -66,6 +68,7 @@ WORK_UNITS = 64  # queued shards or ranges (descriptors, not data): a few batche
 FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 0.5  # the longest a control stream stays silent, so a --timeout of 2 s holds
 INBOX_FRAMES = 64
+FRAMES_IN_FLIGHT = 4  # --force-grpc: data frames queued to the control stream, unwritten
 if TYPE_CHECKING:
     from blit_core.delta.signature import Signature, SignatureReader
 
@@ -86,9 +89,11 @@ class Channel:
     session. The first error anywhere (the peer's Failure, its silence or disconnection, a
     local thread's `abort`) ends every `until` wait at once."""
 
-    def __init__(self, read: Callable[[], Awaitable[pb.Frame | None]],
-                 write: Callable[[pb.Frame], Awaitable[None]], timeout: float,
+    def __init__(self, read: Callable[[], Awaitable[bytes | None]],
+                 write: Callable[[bytes], Awaitable[None]], timeout: float,
                  peer: str) -> None:
+        """`read` gives the next serialized frame (None at the peer's end); `write` sends
+        one (the Transfer RPC carries bytes: see rawframes)."""
         self._read = read
         self.peer = peer  # "the daemon" or "the client", for messages
         self._write = write
@@ -98,19 +103,23 @@ class Channel:
         self._lock = asyncio.Lock()
         self._last_sent = time.monotonic()
         self._failed = False
-        self._inbox: asyncio.Queue[pb.Frame] = asyncio.Queue(maxsize=INBOX_FRAMES)
+        self._inbox: asyncio.Queue[pb.Frame | DataFrame] = asyncio.Queue(maxsize=INBOX_FRAMES)
         self._loop = asyncio.get_running_loop()
         self._ended: asyncio.Future[None] = self._loop.create_future()
         self._peer_gone = asyncio.Event()  # the reader saw the peer's end (or an error)
 
     async def send(self, frame: pb.Frame) -> None:
-        """Write one frame. A sender cancelled meanwhile (a task stopped because the session
-        fails) lets its write finish first: gRPC ends a stream whose write was cancelled, and
-        the Failure that follows would never reach the peer."""
+        """Write one frame."""
+        await self.send_serialized(frame.SerializeToString())
+
+    async def send_serialized(self, raw: bytes) -> None:
+        """Write one serialized frame. A sender cancelled meanwhile (a task stopped because
+        the session fails) lets its write finish first: gRPC ends a stream whose write was
+        cancelled, and the Failure that follows would never reach the peer."""
         async with self._lock:
-            self.sent += frame.ByteSize()
+            self.sent += len(raw)
             self._last_sent = time.monotonic()
-            write = asyncio.ensure_future(self._write(frame))
+            write = asyncio.ensure_future(self._write(raw))
             try:
                 await asyncio.shield(write)
             except asyncio.CancelledError:
@@ -118,12 +127,12 @@ class Channel:
                     await asyncio.wait_for(write, FAIL_SEND_TIMEOUT_S)
                 raise
 
-    async def recv(self) -> pb.Frame:
+    async def recv(self) -> pb.Frame | DataFrame:
         if not self._inbox.empty():  # frames that came before the end are still delivered
             return self._inbox.get_nowait()
         return await self.until(self._inbox.get())
 
-    async def expect(self, field: str) -> pb.Frame:
+    async def expect(self, field: str) -> pb.Frame | DataFrame:
         frame = await self.recv()
         if not frame.HasField(field):
             raise ProtocolError(f"expected {field}, got {frame.WhichOneof('body')}")
@@ -179,13 +188,14 @@ class Channel:
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(self._read(), self.timeout)
+                    raw = await asyncio.wait_for(self._read(), self.timeout)
                 except TimeoutError:
                     raise PeerTimeout(f"{self.peer} sent nothing for {self.timeout:g} s; "
                                       "giving up") from None
-                if frame is None:
+                if raw is None:
                     raise ConnectionLost(f"{self.peer} closed the session")
-                self.received += frame.ByteSize()
+                self.received += len(raw)
+                frame = parse_frame(raw)
                 if frame.HasField("failure"):
                     error = PeerFailure(frame.failure.message)
                     error.exit_code = frame.failure.exit_code or 1
@@ -358,21 +368,36 @@ async def run_source(
             senders.start(dataplane.Sender(out, work, plane.limit, sent_on(stream),
                                            sources.open, plane.gate, stream, packer).run)
     else:
-        def emit(data: bytes) -> None:
-            sent = asyncio.run_coroutine_threadsafe(chan.send(pb.Frame(data=data)), loop)
+        in_flight: collections.deque[concurrent.futures.Future] = collections.deque()
+
+        def settle(sent: concurrent.futures.Future) -> None:
             while True:  # a peer that stops reading must not hold this thread forever
                 try:
                     sent.result(0.2)
                     return
                 except concurrent.futures.TimeoutError:
                     if cancelled.is_set():
-                        sent.cancel()
+                        for pending in (sent, *in_flight):
+                            pending.cancel()
                         raise ConnectionLost("session ended") from None
 
-        out = dataplane.FrameOutput(emit)
-        senders.start(dataplane.Sender(out, work, plane.limit, sent_on(None),
-                                       sources.open, plane.gate, 0,
-                                       compressor(options.compress)).run)
+        def emit(data: bytes | memoryview) -> None:
+            """Queue one data frame; the sender reads on while the last few go out."""
+            raw = encode_data_frame(data)
+            in_flight.append(asyncio.run_coroutine_threadsafe(chan.send_serialized(raw), loop))
+            while len(in_flight) > FRAMES_IN_FLIGHT:
+                settle(in_flight.popleft())
+
+        sender = dataplane.Sender(dataplane.FrameOutput(emit), work, plane.limit,
+                                  sent_on(None), sources.open, plane.gate, 0,
+                                  compressor(options.compress))
+
+        def send_frames() -> None:
+            sender.run()
+            while in_flight:
+                settle(in_flight.popleft())
+
+        senders.start(send_frames)
 
     async def put_work(item: object) -> None:
         while True:

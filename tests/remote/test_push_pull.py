@@ -21,9 +21,8 @@ from helpers.daemon import DIRECTIONS, Daemon, run, sides, transfer
 from helpers.treecheck import assert_same_tree, file_digest, find_temp_files, hardlink_groups
 
 from blit_core import pathsafe
-from blit_core.net.generated import blit_pb2_grpc as pb_grpc
 from blit_daemon.config import DaemonConfig, ModuleConfig
-from blit_daemon.service import BlitService
+from blit_daemon.service import BlitService, add_to_server
 
 
 def make_tree(root: Path) -> None:
@@ -512,7 +511,7 @@ def test_pull_with_L_is_refused_clearly_where_openat2_is_missing(
     async def serve() -> None:
         server = grpc.aio.server()
         config = DaemonConfig(modules=(ModuleConfig("default", str(tmp_path / "module")),))
-        pb_grpc.add_BlitServicer_to_server(BlitService(config), server)
+        add_to_server(BlitService(config), server)
         ready.put(server.add_insecure_port("127.0.0.1:0"))
         await server.start()
         await asyncio.to_thread(stop.wait)
