@@ -808,7 +808,7 @@ def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes | memoryvi
             view = view[direct:]
         else:
             decoder.receive_data(view)
-            return
+            view = view[len(view):]
 
 
 def shutdown_all(socks: list[socket.socket]) -> None:

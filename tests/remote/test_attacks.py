@@ -172,11 +172,14 @@ class Peer:
         """The real session's Channel over this RPC, running (for the honest parts of a
         test); from here on it reads every frame, so use it rather than recv()."""
 
-        async def read() -> pb.Frame | None:
+        async def read() -> bytes | None:  # the Channel takes frames serialized
             frame = await self.call.read()
-            return None if frame is grpc.aio.EOF else frame
+            return None if frame is grpc.aio.EOF else frame.SerializeToString()
 
-        chan = Channel(read, self.call.write, SESSION_TIMEOUT_S, "the daemon")
+        async def write(raw: bytes) -> None:
+            await self.call.write(pb.Frame.FromString(raw))
+
+        chan = Channel(read, write, SESSION_TIMEOUT_S, "the daemon")
         async with chan.running():
             yield chan
 
