@@ -1,5 +1,6 @@
 """Settings for blit's own processes that move files (the CLI's transfers, the daemon), made
-once at start: the garbage collector's, and numpy's BLAS threads.
+once at start: the garbage collector's, numpy's BLAS threads, and how much freed memory the C
+allocator keeps.
 
 A transfer allocates millions of short-lived tuples (stat results, manifest records, plan
 items) while it holds many long-lived objects (the files in flight, the loaded modules). With
@@ -13,20 +14,45 @@ numpy's OpenBLAS starts a thread per core when numpy is loaded, and each spins f
 CPU before it sleeps (measured: `import numpy` took 0.21 s of CPU, 0.11 s with one thread).
 The delta loads numpy in every client that sends or receives one, uses no BLAS (integer
 arrays only), and on a small machine that spin competes with the transfer. Only blit's entry
-points ask for one thread, so a program that embeds blit_core keeps its own BLAS settings."""
+points ask for one thread, so a program that embeds blit_core keeps its own BLAS settings.
+
+glibc's malloc gives freed memory back to the kernel once more than twice the largest block
+freed so far (about 2 MiB in a transfer) is free at the top of a heap. A transfer allocates
+and frees buffers of about a MiB all the time (each frame gRPC receives, each chunk read from
+a file), so it kept landing on fresh pages, which the kernel zeroes again: in a --force-grpc
+push of 1 GiB, the daemon gave back and touched again 512 MiB, and zeroing pages was a fifth
+of its CPU. Blocks up to MMAP_THRESHOLD now come from the heap, and up to TRIM_THRESHOLD of
+free memory stays in each heap (measured: the daemon's CPU for that push fell from 2.1 s to
+1.6 s, its RSS after it rose from 93 MB to 128 MB)."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 
 YOUNG_THRESHOLD = 50_000
+M_TRIM_THRESHOLD = -1  # mallopt's parameters, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 16 << 20
 
 
 def tune_process() -> None:
     """Keep what exists now (modules, configuration) out of every later collection, run young
-    collections less often, and have OpenBLAS start no threads (a user's own setting wins).
-    Call once start-up is done, before numpy is loaded; forked workers inherit it."""
+    collections less often, have OpenBLAS start no threads (a user's own setting wins), and
+    have malloc keep the buffers it frees. Call once start-up is done, before numpy is loaded;
+    forked workers inherit it."""
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _keep_freed_buffers()
+
+
+def _keep_freed_buffers() -> None:
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt: its own policy stands
+        return
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
