@@ -23,9 +23,9 @@ a file), so it kept landing on fresh pages, which the kernel zeroes again: in a 
 push of 1 GiB, the daemon gave back and touched again 512 MiB, and zeroing pages was a fifth
 of its CPU. Blocks up to MMAP_THRESHOLD now come from the heap, and up to TRIM_THRESHOLD of
 free memory stays in each heap. Measured, alternating with the defaults: the daemon's CPU for
-that push fell from 2.2 s to 1.5 s; the client's CPU for a delta of 100 x 8 MiB files fell
-from 1.14 s to 0.77 s (with blocks to 4 MiB and 16 MiB kept, not covering its 8 MiB reads:
-1.14 s); an idle daemon after either kept 104-115 MB."""
+that push fell from 2.1 s to 1.6 s (already with blocks to 4 MiB and 16 MiB kept); the
+client's CPU for a delta of 100 x 8 MiB files fell from 1.14 s to 0.77 s (not with 4 MiB:
+its reads are 8 MiB); an idle daemon kept 104-115 MB after either."""
 
 from __future__ import annotations
 
