@@ -261,17 +261,17 @@ def run_session(script: list[pb.Frame | Sent],
     async def session() -> T | BlitError:
         steps = iter(script)
 
-        async def read() -> pb.Frame | None:
+        async def read() -> bytes | None:  # the Channel takes frames serialized
             for step in steps:
                 if isinstance(step, pb.Frame):
-                    return step
+                    return step.SerializeToString()
                 while not step(sent):  # the Channel's timeout bounds the wait
                     await asyncio.sleep(0.005)
             await asyncio.Event().wait()  # silent until the Channel's timeout
             return None
 
-        async def write(frame: pb.Frame) -> None:
-            sent.append(frame)
+        async def write(raw: bytes) -> None:
+            sent.append(pb.Frame.FromString(raw))
 
         chan = Channel(read, write, PEER_SILENCE_S, "the fuzzer")
         async with chan.running():
