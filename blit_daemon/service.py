@@ -28,6 +28,7 @@ from blit_core.net.session import (
 from blit_core.net.tuning import AUTO_STREAMS
 from blit_core.options import Verb
 from blit_core.progress import NullObserver
+from blit_core.runtime import release_free_memory
 from blit_core.transfer.destination import Destination
 from blit_core.transfer.jobs import TransferRoot
 from blit_core.wire.options import options_from_wire
@@ -87,6 +88,8 @@ class BlitService:
                         await _refuse(chan, exc)
             finally:
                 self.active.discard(task)
+                if not self.active:  # idle: what the sessions' threads freed goes back
+                    release_free_memory()
 
     async def _session(self, chan: Channel, peer: str) -> None:
         hello = (await chan.expect("hello")).hello

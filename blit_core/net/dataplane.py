@@ -794,8 +794,9 @@ def _recv_idle(sock: socket.socket, view: memoryview) -> int:
 
 
 def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes | memoryview) -> None:
-    """--force-grpc: apply the codec bytes of one control frame (a range's payload is written
-    from the frame itself, as receive_stream writes it from its buffer)."""
+    """--force-grpc: apply the codec bytes of one control frame. The payload of a range whose
+    header came before is written from the frame itself, as receive_stream writes it from its
+    buffer; all else goes through the decoder. An empty frame changes nothing."""
     view = memoryview(data)
     while True:
         while (event := decoder.next_event()) is not frames.NEED_DATA:

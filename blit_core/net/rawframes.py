@@ -4,7 +4,8 @@ The RPC is registered without protobuf (de)serializers on both ends, so a sessio
 each Frame once, parses it once, and counts the bytes that crossed by their length. A frame
 whose only field is `data` (the codec bytes of --force-grpc, about a MiB each) is built and
 taken apart here without protobuf: its encoding is the field's tag, a varint length, then the
-bytes, so the payload is copied once on the way out and not at all on the way in."""
+bytes. Sending copies the payload once; a received one is handed on as a view of the bytes
+gRPC delivered (what the decoder then buffers is its business: not a range's payload)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ TRANSFER_METHOD = f"/{TRANSFER_SERVICE}/Transfer"
 
 _WIRE_TYPE_LEN = 2  # protobuf's length-delimited wire type
 DATA_TAG = pb.Frame.DESCRIPTOR.fields_by_name["data"].number << 3 | _WIRE_TYPE_LEN
+assert DATA_TAG < 0x80, "the data field's tag must stay one byte (a field number below 16)"
+_FRAME_FIELDS = frozenset(pb.Frame.DESCRIPTOR.fields_by_name)
 _VARINT_MAX_BYTES = 10
 
 
@@ -30,6 +33,8 @@ class DataFrame(NamedTuple):
     data: memoryview
 
     def HasField(self, field: str) -> bool:
+        if field not in _FRAME_FIELDS:
+            raise ValueError(f"Frame has no field {field!r}")
         return field == "data"
 
     def WhichOneof(self, oneof: str) -> str:

@@ -69,6 +69,7 @@ FAIL_SEND_TIMEOUT_S = 5.0
 KEEPALIVE_S = 0.5  # the longest a control stream stays silent, so a --timeout of 2 s holds
 INBOX_FRAMES = 64
 FRAMES_IN_FLIGHT = 4  # --force-grpc: data frames queued to the control stream, unwritten
+# (progress and --bwlimit count a frame once queued: at most this many MiB early)
 if TYPE_CHECKING:
     from blit_core.delta.signature import Signature, SignatureReader
 
@@ -370,6 +371,10 @@ async def run_source(
     else:
         in_flight: collections.deque[concurrent.futures.Future] = collections.deque()
 
+        def cancel_in_flight() -> None:
+            while in_flight:
+                in_flight.popleft().cancel()
+
         def settle(sent: concurrent.futures.Future) -> None:
             while True:  # a peer that stops reading must not hold this thread forever
                 try:
@@ -377,25 +382,29 @@ async def run_source(
                     return
                 except concurrent.futures.TimeoutError:
                     if cancelled.is_set():
-                        for pending in (sent, *in_flight):
-                            pending.cancel()
+                        sent.cancel()
                         raise ConnectionLost("session ended") from None
 
         def emit(data: bytes | memoryview) -> None:
-            """Queue one data frame; the sender reads on while the last few go out."""
+            """Queue one data frame, made from a copy of `data` (the caller may reuse its
+            buffer); the sender reads on while at most FRAMES_IN_FLIGHT go out."""
+            while len(in_flight) >= FRAMES_IN_FLIGHT:
+                settle(in_flight.popleft())
             raw = encode_data_frame(data)
             in_flight.append(asyncio.run_coroutine_threadsafe(chan.send_serialized(raw), loop))
-            while len(in_flight) > FRAMES_IN_FLIGHT:
-                settle(in_flight.popleft())
 
         sender = dataplane.Sender(dataplane.FrameOutput(emit), work, plane.limit,
                                   sent_on(None), sources.open, plane.gate, 0,
                                   compressor(options.compress))
 
         def send_frames() -> None:
-            sender.run()
-            while in_flight:
-                settle(in_flight.popleft())
+            try:
+                sender.run()
+                while in_flight:
+                    settle(in_flight.popleft())
+            except BaseException:  # the session fails: its Failure must not queue behind them
+                cancel_in_flight()
+                raise
 
         senders.start(send_frames)
 

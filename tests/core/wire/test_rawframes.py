@@ -38,6 +38,8 @@ def test_a_data_frame_is_received_without_parsing(length: int) -> None:
     assert bytes(frame.data) == payload
     assert frame.HasField("data") and not frame.HasField("failure")
     assert not frame.HasField("progress") and frame.WhichOneof("body") == "data"
+    with pytest.raises(ValueError, match="no field"):
+        frame.HasField("dta")  # as a parsed Frame does
 
 
 def test_other_frames_are_parsed_by_protobuf() -> None:
@@ -114,6 +116,7 @@ def test_codec_bytes_split_into_frames_anywhere_are_applied_alike(seed: int) -> 
     decoder = Decoder()
     for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         feed_frames(decoder, handler, bytes(stream[start:end]))
+        feed_frames(decoder, handler, b"")  # an empty frame changes nothing
     assert handler.ended
     assert {k: bytes(v) for k, v in dest.content.items()} == files
     assert dest.aborted == [4]
