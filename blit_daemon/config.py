@@ -354,14 +354,17 @@ def load_secrets(path: str) -> dict[str, bytes]:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the secrets file: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as stream:
-        st = os.fstat(stream.fileno())
+    try:  # checked through the descriptor, before any read (a directory cannot be read)
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{path}: the secrets file is not a regular file")
         if st.st_mode & 0o077:
             raise ConfigError(f"{path}: the secrets file may be read or written by group or "
                               f"others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
-        lines = stream.read().splitlines()
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            lines = stream.read().splitlines()
+    finally:
+        os.close(fd)
     secrets: dict[str, bytes] = {}
     for number, line in enumerate(lines, start=1):
         text = line.strip()

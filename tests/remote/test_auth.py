@@ -93,6 +93,14 @@ def test_a_bad_secrets_file_stops_start_up(tmp_path: Path, secrets: str, mode: i
     assert started.returncode != 0 and problem in started.stderr
 
 
+def test_a_secrets_file_that_is_a_directory_stops_start_up(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "secrets").unlink()
+    (tmp_path / "secrets").mkdir()
+    with pytest.raises(ConfigError, match="the secrets file is not a regular file"):
+        load_config(str(config))
+
+
 def test_a_missing_secrets_file_stops_start_up(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "secrets").unlink()
