@@ -809,7 +809,7 @@ def feed_frames(decoder: Decoder, handler: RecordHandler, data: bytes | memoryvi
             view = view[direct:]
         else:
             decoder.receive_data(view)
-            view = view[len(view):]
+            view = view[:0]  # all of it is in the decoder now
 
 
 def shutdown_all(socks: list[socket.socket]) -> None:
